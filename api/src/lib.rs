@@ -1,0 +1,16 @@
+//! lakeform.dev/v1alpha1 API types: one module per kind, the CRD set, and pure validators for
+//! what a schema cannot check.
+pub mod blueprint;
+pub mod common;
+pub mod crawler;
+pub mod crd;
+pub mod datalake;
+pub mod validate;
+pub mod workflow;
+pub mod workflow_run;
+
+pub use blueprint::{Blueprint, BlueprintSpec};
+pub use crawler::{Crawler, CrawlerSpec};
+pub use datalake::{DataLake, DataLakeSpec};
+pub use workflow::{Workflow, WorkflowSpec};
+pub use workflow_run::{WorkflowRun, WorkflowRunSpec};

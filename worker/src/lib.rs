@@ -1,0 +1,1 @@
+//! lakeform data plane (crawler, workflow steps).
