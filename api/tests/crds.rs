@@ -79,8 +79,7 @@ fn every_field_is_documented() {
         if let Some(props) = v.get("properties").and_then(|p| p.as_object()) {
             for (k, s) in props {
                 let p = format!("{path}.{k}");
-                let top = path == "" && matches!(k.as_str(), "apiVersion" | "kind" | "metadata");
-                if !top && s.get("description").is_none() {
+                if s.get("description").is_none() {
                     missing.push(p.clone());
                 }
                 walk(s, &p, missing);

@@ -1,0 +1,39 @@
+# lakeform developer entry points. `make test` is what CI runs (.ci/run).
+#
+# Build output and tool caches live outside the clone, so a fresh clone (CI) reuses them.
+LAKEFORM_CACHE ?= $(HOME)/.cache/lakeform
+export LAKEFORM_CACHE
+export CARGO_TARGET_DIR ?= $(LAKEFORM_CACHE)/target
+# Extra arguments for e2e/run, e.g. `make e2e FILTER=controlplane`.
+FILTER ?=
+
+.PHONY: test lint unit crds e2e-setup e2e quickstart
+
+## test: everything — formatting, lints, unit tests, then the e2e suite on the local control plane.
+test: lint unit e2e
+
+## lint: rustfmt and clippy with warnings as errors.
+lint:
+	cargo fmt --all -- --check
+	cargo clippy --workspace --all-targets --locked -- -D warnings
+
+## unit: unit and schema tests (no environment needed).
+unit:
+	cargo test --workspace --locked --exclude lakeform-e2e
+
+## crds: regenerate crds/ from the API types.
+crds:
+	cargo run -q -p lakeform-operator -- crds --out crds
+
+## e2e-setup: build/fetch etcd, kube-apiserver, kube-controller-manager, kubectl, MinIO, the
+## Iceberg REST catalog and the Python clients into $(LAKEFORM_CACHE) (idempotent).
+e2e-setup:
+	e2e/setup
+
+## e2e: the end-to-end suite (brings the environment up if needed).
+e2e: e2e-setup
+	e2e/run $(FILTER)
+
+## quickstart: the README's first command.
+quickstart:
+	e2e/quickstart
