@@ -16,6 +16,8 @@ pub struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Command {
+    /// Run the operator: reconcile DataLakes (and, as they land, Crawlers, Workflows, runs).
+    Run(RunArgs),
     /// Print the CustomResourceDefinitions as YAML, or write one file per CRD into a folder.
     Crds {
         /// Write `<name>.yaml` files into this folder instead of printing.
@@ -41,9 +43,77 @@ enum DebugCommand {
     },
 }
 
+/// Arguments of `lakeform run`.
+#[derive(clap::Args, Debug)]
+struct RunArgs {
+    /// Kubeconfig file. Default: in-cluster configuration, or `KUBECONFIG`.
+    #[arg(long, env = "KUBECONFIG")]
+    kubeconfig: Option<PathBuf>,
+    /// Watch only this namespace (default: all namespaces).
+    #[arg(long, env = "LAKEFORM_WATCH_NAMESPACE")]
+    namespace: Option<String>,
+    /// Address of the /metrics, /healthz and /readyz endpoints.
+    #[arg(long, default_value = "0.0.0.0:8080")]
+    metrics_address: std::net::SocketAddr,
+    /// How often healthy objects are checked again (e.g. 5m, 30s).
+    #[arg(long, default_value = "5m", value_parser = parse_duration)]
+    resync: std::time::Duration,
+    /// Namespace of the leader-election Lease (default: the pod's namespace, else `default`).
+    #[arg(long, env = "POD_NAMESPACE", default_value = "default")]
+    lease_namespace: String,
+    /// Name of the leader-election Lease.
+    #[arg(long, default_value = "lakeform-operator")]
+    lease_name: String,
+    /// Disable leader election (only for a single replica).
+    #[arg(long)]
+    no_leader_election: bool,
+    /// Identity in the election and in events (default: the pod or host name).
+    #[arg(long, env = "POD_NAME")]
+    identity: Option<String>,
+    /// Log format.
+    #[arg(long, default_value = "text", value_parser = ["text", "json"])]
+    log_format: String,
+}
+
+fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
+    lakeform_api::validate::parse_duration(s)
+}
+
+fn init_tracing(format: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,kube=warn,aws=warn,hyper=warn"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    if format == "json" {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+fn run_operator(args: RunArgs) -> anyhow::Result<()> {
+    init_tracing(&args.log_format);
+    let identity = args.identity.unwrap_or_else(|| {
+        let host = std::fs::read_to_string("/etc/hostname").unwrap_or_default();
+        format!("{}-{}", host.trim(), std::process::id())
+    });
+    let opts = crate::controller::RunOptions {
+        kubeconfig: args.kubeconfig,
+        namespace: args.namespace,
+        metrics_address: args.metrics_address,
+        resync: args.resync,
+        lease: (!args.no_leader_election).then_some((args.lease_namespace, args.lease_name)),
+        identity,
+    };
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?
+        .block_on(crate::controller::run(opts))
+}
+
 /// Run a parsed command line.
 pub fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
+        Command::Run(args) => run_operator(args),
         Command::Crds { out } => crds(out),
         Command::Version => {
             println!("lakeform {}", env!("CARGO_PKG_VERSION"));

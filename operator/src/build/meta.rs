@@ -1,0 +1,70 @@
+//! Names, labels, owner references and override merging shared by every builder.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
+use kube::{Resource, ResourceExt};
+use lakeform_api::common::{LABEL_MANAGED_BY, LABEL_PART_OF, MANAGED_BY};
+use serde_json::Value;
+
+/// Labels every object of a lake carries; `component` says which part it belongs to.
+pub fn labels(lake: &str, component: &str) -> BTreeMap<String, String> {
+    BTreeMap::from([
+        (LABEL_MANAGED_BY.to_string(), MANAGED_BY.to_string()),
+        (LABEL_PART_OF.to_string(), lake.to_string()),
+        ("app.kubernetes.io/instance".to_string(), lake.to_string()),
+        ("app.kubernetes.io/component".to_string(), component.to_string()),
+    ])
+}
+
+/// Labels that select the pods of one component (a subset of [`labels`]).
+pub fn selector(lake: &str, component: &str) -> BTreeMap<String, String> {
+    BTreeMap::from([
+        ("app.kubernetes.io/instance".to_string(), lake.to_string()),
+        ("app.kubernetes.io/component".to_string(), component.to_string()),
+    ])
+}
+
+/// Metadata of an object owned (as controller) by `owner`.
+pub fn owned_meta<K: Resource<DynamicType = ()>>(owner: &K, name: String, component: &str) -> ObjectMeta {
+    ObjectMeta {
+        name: Some(name),
+        namespace: owner.namespace(),
+        labels: Some(labels(&owner.name_any(), component)),
+        owner_references: owner_reference(owner).map(|o| vec![o]),
+        ..Default::default()
+    }
+}
+
+fn owner_reference<K: Resource<DynamicType = ()>>(owner: &K) -> Option<OwnerReference> {
+    owner.controller_owner_ref(&())
+}
+
+/// RFC 7386 JSON merge patch: objects merge key by key, `null` deletes, anything else replaces.
+pub fn merge(target: &mut Value, patch: &Value) {
+    match (target, patch) {
+        (Value::Object(t), Value::Object(p)) => {
+            for (k, v) in p {
+                if v.is_null() {
+                    t.remove(k);
+                } else {
+                    merge(t.entry(k.clone()).or_insert(Value::Null), v);
+                }
+            }
+        }
+        (t, p) => *t = p.clone(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn merge_follows_rfc7386() {
+        let mut doc = json!({"a": {"b": 1, "c": 2}, "list": [1, 2], "gone": true});
+        merge(&mut doc, &json!({"a": {"c": 3, "d": 4}, "list": [9], "gone": null}));
+        assert_eq!(doc, json!({"a": {"b": 1, "c": 3, "d": 4}, "list": [9]}));
+    }
+}

@@ -1,0 +1,347 @@
+//! Managed storage: the MinIO StatefulSet, its Services and its root-credentials Secret.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::apps::v1::{StatefulSet, StatefulSetSpec};
+use k8s_openapi::api::core::v1::{
+    Capabilities, Container, ContainerPort, EnvVar, EnvVarSource, HTTPGetAction,
+    PersistentVolumeClaim, PersistentVolumeClaimSpec, PodSecurityContext, PodSpec,
+    PodTemplateSpec, Probe, SeccompProfile, Secret, SecretKeySelector, SecurityContext, Service,
+    ServicePort, ServiceSpec, VolumeMount, VolumeResourceRequirements,
+};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+use kube::ResourceExt;
+use lakeform_api::datalake::{DataLake, ManagedStorage};
+
+use super::meta::{merge, owned_meta, selector};
+
+/// Component label of the storage objects.
+pub const COMPONENT: &str = "storage";
+/// S3 API port.
+pub const API_PORT: i32 = 9000;
+/// Console port.
+pub const CONSOLE_PORT: i32 = 9001;
+/// Secret keys of the root credentials.
+pub const USER_KEY: &str = "accessKeyId";
+/// Secret key of the root password.
+pub const PASSWORD_KEY: &str = "secretAccessKey";
+
+/// Name of the StatefulSet and the client Service.
+pub fn name(lake: &DataLake) -> String {
+    format!("{}-minio", lake.name_any())
+}
+
+/// Name of the headless Service.
+pub fn headless_name(lake: &DataLake) -> String {
+    format!("{}-minio-hl", lake.name_any())
+}
+
+/// Name of the root-credentials Secret.
+pub fn secret_name(lake: &DataLake) -> String {
+    format!("{}-minio-root", lake.name_any())
+}
+
+/// The in-cluster S3 endpoint of the managed MinIO.
+pub fn endpoint(lake: &DataLake) -> String {
+    format!(
+        "http://{}.{}.svc.cluster.local:{API_PORT}",
+        name(lake),
+        lake.namespace().unwrap_or_default()
+    )
+}
+
+/// The root-credentials Secret with the given (generated) values. Created once; never
+/// rewritten by a reconcile.
+pub fn secret(lake: &DataLake, user: &str, password: &str) -> Secret {
+    Secret {
+        metadata: owned_meta(lake, secret_name(lake), COMPONENT),
+        string_data: Some(BTreeMap::from([
+            (USER_KEY.to_string(), user.to_string()),
+            (PASSWORD_KEY.to_string(), password.to_string()),
+        ])),
+        type_: Some("Opaque".into()),
+        ..Default::default()
+    }
+}
+
+fn port(name: &str, port: i32) -> ServicePort {
+    ServicePort {
+        name: Some(name.into()),
+        port,
+        target_port: Some(IntOrString::Int(port)),
+        protocol: Some("TCP".into()),
+        ..Default::default()
+    }
+}
+
+/// The client Service (`<lake>-minio`) and the headless Service the StatefulSet's pods use.
+pub fn services(lake: &DataLake) -> [Service; 2] {
+    let sel = selector(&lake.name_any(), COMPONENT);
+    let client = Service {
+        metadata: owned_meta(lake, name(lake), COMPONENT),
+        spec: Some(ServiceSpec {
+            selector: Some(sel.clone()),
+            ports: Some(vec![port("s3", API_PORT), port("console", CONSOLE_PORT)]),
+            type_: Some("ClusterIP".into()),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    let headless = Service {
+        metadata: owned_meta(lake, headless_name(lake), COMPONENT),
+        spec: Some(ServiceSpec {
+            selector: Some(sel),
+            ports: Some(vec![port("s3", API_PORT)]),
+            cluster_ip: Some("None".into()),
+            publish_not_ready_addresses: Some(true),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    [client, headless]
+}
+
+fn secret_env(lake: &DataLake, var: &str, key: &str) -> EnvVar {
+    EnvVar {
+        name: var.into(),
+        value_from: Some(EnvVarSource {
+            secret_key_ref: Some(SecretKeySelector {
+                name: secret_name(lake),
+                key: key.into(),
+                optional: Some(false),
+            }),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+fn probe(path: &str, initial: i32) -> Probe {
+    Probe {
+        http_get: Some(HTTPGetAction {
+            path: Some(path.into()),
+            port: IntOrString::Int(API_PORT),
+            scheme: Some("HTTP".into()),
+            ..Default::default()
+        }),
+        initial_delay_seconds: Some(initial),
+        period_seconds: Some(10),
+        timeout_seconds: Some(5),
+        failure_threshold: Some(3),
+        ..Default::default()
+    }
+}
+
+/// `minio server` arguments: one local drive, or every pod's drive in distributed mode
+/// (MinIO needs at least 4 drives for erasure coding, so 4+ replicas).
+pub fn server_args(lake: &DataLake, spec: &ManagedStorage) -> Vec<String> {
+    let volume = if spec.replicas >= 4 {
+        format!(
+            "http://{}-{{0...{}}}.{}.{}.svc.cluster.local/data",
+            name(lake),
+            spec.replicas - 1,
+            headless_name(lake),
+            lake.namespace().unwrap_or_default()
+        )
+    } else {
+        "/data".to_string()
+    };
+    vec![
+        "server".into(),
+        volume,
+        "--address".into(),
+        format!(":{API_PORT}"),
+        "--console-address".into(),
+        format!(":{CONSOLE_PORT}"),
+    ]
+}
+
+/// Errors of the storage builders.
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    /// `podOverrides` did not produce a valid pod template.
+    #[error("spec.storage.managed.podOverrides: the merged pod template is invalid: {0}")]
+    PodOverrides(serde_json::Error),
+}
+
+/// The MinIO StatefulSet.
+pub fn statefulset(lake: &DataLake, spec: &ManagedStorage) -> Result<StatefulSet, BuildError> {
+    let sel = selector(&lake.name_any(), COMPONENT);
+    let container = Container {
+        name: "minio".into(),
+        image: Some(spec.image.clone()),
+        args: Some(server_args(lake, spec)),
+        env: Some(vec![
+            secret_env(lake, "MINIO_ROOT_USER", USER_KEY),
+            secret_env(lake, "MINIO_ROOT_PASSWORD", PASSWORD_KEY),
+        ]),
+        ports: Some(vec![
+            ContainerPort {
+                name: Some("s3".into()),
+                container_port: API_PORT,
+                ..Default::default()
+            },
+            ContainerPort {
+                name: Some("console".into()),
+                container_port: CONSOLE_PORT,
+                ..Default::default()
+            },
+        ]),
+        volume_mounts: Some(vec![VolumeMount {
+            name: "data".into(),
+            mount_path: "/data".into(),
+            ..Default::default()
+        }]),
+        liveness_probe: Some(probe("/minio/health/live", 10)),
+        readiness_probe: Some(probe("/minio/health/ready", 5)),
+        resources: spec.resources.clone(),
+        security_context: Some(SecurityContext {
+            allow_privilege_escalation: Some(false),
+            read_only_root_filesystem: Some(true),
+            run_as_non_root: Some(true),
+            capabilities: Some(Capabilities {
+                drop: Some(vec!["ALL".into()]),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    let mut template = PodTemplateSpec {
+        metadata: Some(ObjectMeta {
+            labels: Some(owned_meta(lake, String::new(), COMPONENT).labels.unwrap_or_default()),
+            ..Default::default()
+        }),
+        spec: Some(PodSpec {
+            containers: vec![container],
+            security_context: Some(PodSecurityContext {
+                run_as_user: Some(1000),
+                run_as_group: Some(1000),
+                fs_group: Some(1000),
+                run_as_non_root: Some(true),
+                seccomp_profile: Some(SeccompProfile {
+                    type_: "RuntimeDefault".into(),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }),
+    };
+    if let Some(overrides) = &spec.pod_overrides {
+        let mut value = serde_json::to_value(&template).map_err(BuildError::PodOverrides)?;
+        merge(&mut value, &overrides.0);
+        template = serde_json::from_value(value).map_err(BuildError::PodOverrides)?;
+    }
+    let claim = PersistentVolumeClaim {
+        metadata: ObjectMeta {
+            name: Some("data".into()),
+            ..Default::default()
+        },
+        spec: Some(PersistentVolumeClaimSpec {
+            access_modes: Some(vec!["ReadWriteOnce".into()]),
+            storage_class_name: spec.storage_class.clone(),
+            resources: Some(VolumeResourceRequirements {
+                requests: Some(BTreeMap::from([("storage".to_string(), spec.volume_size.clone())])),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    Ok(StatefulSet {
+        metadata: owned_meta(lake, name(lake), COMPONENT),
+        spec: Some(StatefulSetSpec {
+            replicas: Some(spec.replicas),
+            service_name: Some(headless_name(lake)),
+            pod_management_policy: Some("Parallel".into()),
+            selector: LabelSelector {
+                match_labels: Some(sel),
+                ..Default::default()
+            },
+            template,
+            volume_claim_templates: Some(vec![claim]),
+            ..Default::default()
+        }),
+        ..Default::default()
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lake(yaml_spec: &str) -> DataLake {
+        let doc = format!(
+            "apiVersion: lakeform.dev/v1alpha1\nkind: DataLake\nmetadata: {{name: sales, namespace: team, uid: 1234}}\nspec:\n{yaml_spec}"
+        );
+        serde_yaml::from_str(&doc).expect("fixture parses")
+    }
+
+    fn managed(l: &DataLake) -> &ManagedStorage {
+        l.spec.storage.managed.as_ref().expect("managed")
+    }
+
+    const SINGLE: &str = "  storage:\n    managed:\n      volumeSize: 20Gi\n      storageClass: fast\n  zones: [{name: raw}]\n";
+
+    #[test]
+    fn single_node_statefulset() {
+        let l = lake(SINGLE);
+        let sts = statefulset(&l, managed(&l)).expect("builds");
+        let spec = sts.spec.as_ref().expect("spec");
+        assert_eq!(sts.metadata.name.as_deref(), Some("sales-minio"));
+        assert_eq!(sts.metadata.namespace.as_deref(), Some("team"));
+        assert_eq!(spec.replicas, Some(1));
+        assert_eq!(spec.service_name.as_deref(), Some("sales-minio-hl"));
+        let pod = spec.template.spec.as_ref().expect("pod");
+        let c = &pod.containers[0];
+        assert_eq!(c.args.as_ref().expect("args")[..2], ["server".to_string(), "/data".to_string()]);
+        assert_eq!(c.image.as_deref(), Some("quay.io/minio/minio:RELEASE.2025-09-07T16-13-09Z"));
+        let env = c.env.as_ref().expect("env");
+        assert_eq!(env[0].name, "MINIO_ROOT_USER");
+        assert_eq!(env[0].value_from.as_ref().and_then(|v| v.secret_key_ref.as_ref()).map(|s| s.name.as_str()), Some("sales-minio-root"));
+        assert!(env.iter().all(|e| e.value.is_none()), "no credential inlined");
+        assert_eq!(c.readiness_probe.as_ref().and_then(|p| p.http_get.as_ref()).and_then(|h| h.path.as_deref()), Some("/minio/health/ready"));
+        let claim = &spec.volume_claim_templates.as_ref().expect("pvc")[0];
+        let claim_spec = claim.spec.as_ref().expect("pvc spec");
+        assert_eq!(claim_spec.storage_class_name.as_deref(), Some("fast"));
+        assert_eq!(claim_spec.resources.as_ref().and_then(|r| r.requests.as_ref()).map(|r| r["storage"].0.as_str()), Some("20Gi"));
+        let owner = &sts.metadata.owner_references.as_ref().expect("owner")[0];
+        assert_eq!((owner.kind.as_str(), owner.name.as_str(), owner.controller), ("DataLake", "sales", Some(true)));
+        let labels = sts.metadata.labels.as_ref().expect("labels");
+        assert_eq!(labels["app.kubernetes.io/managed-by"], "lakeform");
+        assert_eq!(labels["app.kubernetes.io/part-of"], "sales");
+        let sel = spec.selector.match_labels.as_ref().expect("selector");
+        let pod_labels = spec.template.metadata.as_ref().and_then(|m| m.labels.as_ref()).expect("pod labels");
+        assert!(sel.iter().all(|(k, v)| pod_labels.get(k) == Some(v)), "selector matches pod labels");
+    }
+
+    #[test]
+    fn distributed_mode_lists_every_pod() {
+        let l = lake("  storage:\n    managed:\n      replicas: 4\n  zones: [{name: raw}]\n");
+        let args = server_args(&l, managed(&l));
+        assert_eq!(args[1], "http://sales-minio-{0...3}.sales-minio-hl.team.svc.cluster.local/data");
+    }
+
+    #[test]
+    fn pod_overrides_merge_over_the_template() {
+        let l = lake("  storage:\n    managed:\n      podOverrides:\n        spec:\n          nodeSelector: {disk: ssd}\n          priorityClassName: storage\n  zones: [{name: raw}]\n");
+        let sts = statefulset(&l, managed(&l)).expect("builds");
+        let pod = sts.spec.and_then(|s| s.template.spec).expect("pod");
+        assert_eq!(pod.node_selector.as_ref().map(|n| n["disk"].as_str()), Some("ssd"));
+        assert_eq!(pod.priority_class_name.as_deref(), Some("storage"));
+        assert_eq!(pod.containers.len(), 1, "containers kept");
+    }
+
+    #[test]
+    fn services_and_secret() {
+        let l = lake(SINGLE);
+        let [client, headless] = services(&l);
+        assert_eq!(client.metadata.name.as_deref(), Some("sales-minio"));
+        assert_eq!(headless.spec.as_ref().and_then(|s| s.cluster_ip.as_deref()), Some("None"));
+        let s = secret(&l, "root", "pw");
+        assert_eq!(s.metadata.name.as_deref(), Some("sales-minio-root"));
+        assert_eq!(endpoint(&l), "http://sales-minio.team.svc.cluster.local:9000");
+    }
+}

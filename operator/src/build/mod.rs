@@ -1,0 +1,6 @@
+//! Pure functions from a validated spec to the desired objects. Nothing here talks to the
+//! network; every builder is unit-tested from YAML fixtures.
+
+pub mod buckets;
+pub mod meta;
+pub mod minio;

@@ -1,0 +1,102 @@
+//! DataLake status: component conditions, the summary `Ready` condition, zones and endpoints.
+//! Written only when something differs, so a quiet resync writes nothing.
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use kube::api::{Patch, PatchParams};
+use kube::{Api, ResourceExt};
+use lakeform_api::common::{CONDITION_READY, FIELD_MANAGER, condition, find_condition, set_condition};
+use lakeform_api::datalake::{DataLake, DataLakeStatus, Endpoints, ZoneStatus};
+use serde_json::json;
+
+use super::super::context::Context;
+
+/// Condition types of the components, in the order `Ready` reports them.
+pub const STORAGE_READY: &str = "StorageReady";
+
+/// Accumulates the new status during a reconcile.
+pub struct StatusBuilder {
+    status: DataLakeStatus,
+    generation: Option<i64>,
+    now: Time,
+}
+
+impl StatusBuilder {
+    pub fn new(lake: &DataLake) -> Self {
+        StatusBuilder {
+            status: lake.status.clone().unwrap_or_default(),
+            generation: lake.metadata.generation,
+            now: Time(jiff::Timestamp::now()),
+        }
+    }
+
+    fn set(&mut self, type_: &str, ok: bool, reason: &str, message: String) {
+        set_condition(
+            &mut self.status.conditions,
+            condition(type_, ok, reason, message, self.generation, self.now.clone()),
+        );
+    }
+
+    /// Storage verdict.
+    pub fn storage(&mut self, ok: bool, reason: &str, message: String) {
+        self.set(STORAGE_READY, ok, reason, message);
+    }
+
+    /// The S3 endpoint clients use.
+    pub fn s3_endpoint(&mut self, endpoint: &str) {
+        self.status.endpoints.get_or_insert_with(Endpoints::default).s3 = Some(endpoint.to_string());
+    }
+
+    /// Zone states, replacing the previous list.
+    pub fn zones(&mut self, zones: Vec<ZoneStatus>) {
+        self.status.zones = zones;
+    }
+
+    /// The spec is invalid: every component waits for a change.
+    pub fn invalid(&mut self, message: &str) {
+        self.storage(false, "InvalidSpec", message.to_string());
+    }
+
+    /// Reconciliation is paused.
+    pub fn paused(&mut self) {
+        self.set(
+            "Paused",
+            true,
+            "ReconciliationPaused",
+            "spec.paused is true: nothing is created, changed or deleted".into(),
+        );
+    }
+
+    /// Compute `Ready` and write the status if it differs from the live one.
+    /// Returns true when a write was sent.
+    pub async fn write(mut self, lake: &DataLake, ctx: &Context) -> Result<bool, kube::Error> {
+        if !lake.spec.paused {
+            self.status.conditions.retain(|c| c.type_ != "Paused");
+        }
+        let components = [STORAGE_READY];
+        let failing = components
+            .iter()
+            .filter_map(|t| find_condition(&self.status.conditions, t))
+            .find(|c| c.status != "True")
+            .cloned();
+        let (ok, reason, message) = match failing {
+            Some(c) => (false, c.reason, format!("{}: {}", c.type_, c.message)),
+            None => (true, "Reconciled".to_string(), "all components are ready".to_string()),
+        };
+        if !lake.spec.paused {
+            self.set(CONDITION_READY, ok, &reason, message);
+        }
+        self.status.observed_generation = self.generation;
+        if lake.status.as_ref() == Some(&self.status) {
+            return Ok(false);
+        }
+        let api: Api<DataLake> = Api::namespaced(ctx.client.clone(), &lake.namespace().unwrap_or_default());
+        let patch = json!({
+            "apiVersion": "lakeform.dev/v1alpha1",
+            "kind": "DataLake",
+            "status": self.status,
+        });
+        api.patch_status(&lake.name_any(), &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(&patch))
+            .await?;
+        Ok(true)
+    }
+}

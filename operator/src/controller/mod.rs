@@ -1,0 +1,125 @@
+//! The operator process: leader election, controllers, metrics and health endpoints,
+//! graceful shutdown.
+
+pub mod apply;
+pub mod context;
+pub mod datalake;
+pub mod leader;
+pub mod metrics;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use kube::config::{KubeConfigOptions, Kubeconfig};
+use kube::runtime::events::{Recorder, Reporter};
+use kube::{Client, Config};
+
+use self::context::Context;
+use self::leader::Election;
+use self::metrics::Metrics;
+
+/// Settings of `lakeform run`.
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    /// Kubeconfig file; unset: in-cluster config or `KUBECONFIG`.
+    pub kubeconfig: Option<PathBuf>,
+    /// Watch only this namespace; unset: all namespaces.
+    pub namespace: Option<String>,
+    /// Address of /metrics, /healthz, /readyz.
+    pub metrics_address: SocketAddr,
+    /// Resync interval of healthy objects.
+    pub resync: Duration,
+    /// Leader election Lease (namespace, name); None disables election.
+    pub lease: Option<(String, String)>,
+    /// This replica's identity in the election and in events.
+    pub identity: String,
+}
+
+async fn client(kubeconfig: Option<&PathBuf>) -> anyhow::Result<Client> {
+    let config = match kubeconfig {
+        Some(path) => {
+            let kc = Kubeconfig::read_from(path).with_context(|| format!("reading kubeconfig {}", path.display()))?;
+            Config::from_custom_kubeconfig(kc, &KubeConfigOptions::default()).await?
+        }
+        None => Config::infer().await?,
+    };
+    Ok(Client::try_from(config)?)
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let term = async {
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(mut s) => {
+                    s.recv().await;
+                }
+                Err(_) => std::future::pending::<()>().await,
+            }
+        };
+        tokio::select! { _ = ctrl_c => {}, _ = term => {} }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ctrl_c.await;
+    }
+    tracing::info!("shutdown requested");
+}
+
+/// Run the operator until SIGTERM/SIGINT (or until leadership is lost, which is an error).
+pub async fn run(opts: RunOptions) -> anyhow::Result<()> {
+    let client = client(opts.kubeconfig.as_ref()).await?;
+    let metrics = Arc::new(Metrics::default());
+    let server = tokio::spawn(metrics::serve(opts.metrics_address, metrics.clone()));
+    let mut lost = match &opts.lease {
+        Some((namespace, name)) => {
+            let election = Election {
+                namespace: namespace.clone(),
+                name: name.clone(),
+                identity: opts.identity.clone(),
+                duration: Duration::from_secs(15),
+                renew: Duration::from_secs(5),
+            };
+            tokio::select! {
+                rx = election.acquire(client.clone()) => Some(rx),
+                _ = shutdown_signal() => return Ok(()),
+            }
+        }
+        None => None,
+    };
+    metrics.leading.store(true, Ordering::Relaxed);
+    let reporter = Reporter {
+        controller: "lakeform".into(),
+        instance: Some(opts.identity.clone()),
+    };
+    let ctx = Arc::new(Context::new(client.clone(), Recorder::new(client, reporter), metrics, opts.resync));
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let stopped = {
+        let mut rx = stop_rx.clone();
+        async move {
+            let _ = rx.wait_for(|s| *s).await;
+        }
+    };
+    let controllers = tokio::spawn(datalake::run(ctx, opts.namespace.clone(), stopped));
+    let leadership_lost = async {
+        match lost.as_mut() {
+            Some(rx) => {
+                let _ = rx.wait_for(|leading| !*leading).await;
+            }
+            None => std::future::pending::<()>().await,
+        }
+    };
+    let result = tokio::select! {
+        _ = shutdown_signal() => Ok(()),
+        _ = leadership_lost => Err(anyhow::anyhow!("lost leadership; exiting so that only one replica writes")),
+    };
+    let _ = stop_tx.send(true);
+    let _ = tokio::time::timeout(Duration::from_secs(20), controllers).await;
+    server.abort();
+    result
+}
