@@ -2,6 +2,7 @@
 //! data-plane work (crawls, workflow steps) inside Jobs.
 
 mod build;
+mod catalog;
 mod cli;
 mod controller;
 mod storage;

@@ -2,7 +2,7 @@
 //! operator process (issue: DataLake controller, part 1). `e2e/run storage` selects these.
 
 mod buckets;
-mod common;
+pub mod common;
 mod crash;
 mod deletion;
 mod failures;

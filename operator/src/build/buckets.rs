@@ -21,7 +21,9 @@ pub struct DesiredBucket {
 
 /// Parse a Kubernetes quantity (`500Gi`, `1T`, `1000`) into bytes.
 pub fn quantity_bytes(q: &str) -> Option<u64> {
-    let split = q.find(|c: char| !c.is_ascii_digit() && c != '.').unwrap_or(q.len());
+    let split = q
+        .find(|c: char| !c.is_ascii_digit() && c != '.')
+        .unwrap_or(q.len());
     let (number, suffix) = q.split_at(split);
     let multiplier: u64 = match suffix {
         "" => 1,
@@ -59,7 +61,10 @@ pub fn desired_buckets(lake: &DataLake) -> Vec<DesiredBucket> {
                 zone: zone.name.clone(),
                 name: lake.bucket_name(zone),
                 versioning: zone.versioning,
-                object_lock: zone.object_lock.as_ref().map(|l| (l.mode, l.retention_days)),
+                object_lock: zone
+                    .object_lock
+                    .as_ref()
+                    .map(|l| (l.mode, l.retention_days)),
                 lifecycle,
                 quota_bytes: zone.quota.as_ref().and_then(|q| quantity_bytes(&q.0)),
             }
@@ -106,10 +111,16 @@ spec:
         assert_eq!(b[0].name, "sales-raw");
         assert_eq!(b[0].quota_bytes, Some(10 << 30));
         assert_eq!(
-            b[0].lifecycle.iter().map(|r| r.id.as_str()).collect::<Vec<_>>(),
+            b[0].lifecycle
+                .iter()
+                .map(|r| r.id.as_str())
+                .collect::<Vec<_>>(),
             ["a", "z"]
         );
         assert_eq!(b[1].name, "sales-gold");
-        assert_eq!(b[1].object_lock, Some((ObjectLockMode::Compliance, Some(7))));
+        assert_eq!(
+            b[1].object_lock,
+            Some((ObjectLockMode::Compliance, Some(7)))
+        );
     }
 }

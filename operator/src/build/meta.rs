@@ -13,7 +13,10 @@ pub fn labels(lake: &str, component: &str) -> BTreeMap<String, String> {
         (LABEL_MANAGED_BY.to_string(), MANAGED_BY.to_string()),
         (LABEL_PART_OF.to_string(), lake.to_string()),
         ("app.kubernetes.io/instance".to_string(), lake.to_string()),
-        ("app.kubernetes.io/component".to_string(), component.to_string()),
+        (
+            "app.kubernetes.io/component".to_string(),
+            component.to_string(),
+        ),
     ])
 }
 
@@ -21,12 +24,19 @@ pub fn labels(lake: &str, component: &str) -> BTreeMap<String, String> {
 pub fn selector(lake: &str, component: &str) -> BTreeMap<String, String> {
     BTreeMap::from([
         ("app.kubernetes.io/instance".to_string(), lake.to_string()),
-        ("app.kubernetes.io/component".to_string(), component.to_string()),
+        (
+            "app.kubernetes.io/component".to_string(),
+            component.to_string(),
+        ),
     ])
 }
 
 /// Metadata of an object owned (as controller) by `owner`.
-pub fn owned_meta<K: Resource<DynamicType = ()>>(owner: &K, name: String, component: &str) -> ObjectMeta {
+pub fn owned_meta<K: Resource<DynamicType = ()>>(
+    owner: &K,
+    name: String,
+    component: &str,
+) -> ObjectMeta {
     ObjectMeta {
         name: Some(name),
         namespace: owner.namespace(),
@@ -64,7 +74,10 @@ mod tests {
     #[test]
     fn merge_follows_rfc7386() {
         let mut doc = json!({"a": {"b": 1, "c": 2}, "list": [1, 2], "gone": true});
-        merge(&mut doc, &json!({"a": {"c": 3, "d": 4}, "list": [9], "gone": null}));
+        merge(
+            &mut doc,
+            &json!({"a": {"c": 3, "d": 4}, "list": [9], "gone": null}),
+        );
         assert_eq!(doc, json!({"a": {"b": 1, "c": 3, "d": 4}, "list": [9]}));
     }
 }

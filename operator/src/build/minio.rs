@@ -5,9 +5,9 @@ use std::collections::BTreeMap;
 use k8s_openapi::api::apps::v1::{StatefulSet, StatefulSetSpec};
 use k8s_openapi::api::core::v1::{
     Capabilities, Container, ContainerPort, EnvVar, EnvVarSource, HTTPGetAction,
-    PersistentVolumeClaim, PersistentVolumeClaimSpec, PodSecurityContext, PodSpec,
-    PodTemplateSpec, Probe, SeccompProfile, Secret, SecretKeySelector, SecurityContext, Service,
-    ServicePort, ServiceSpec, VolumeMount, VolumeResourceRequirements,
+    PersistentVolumeClaim, PersistentVolumeClaimSpec, PodSecurityContext, PodSpec, PodTemplateSpec,
+    Probe, SeccompProfile, Secret, SecretKeySelector, SecurityContext, Service, ServicePort,
+    ServiceSpec, VolumeMount, VolumeResourceRequirements,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
@@ -210,7 +210,11 @@ pub fn statefulset(lake: &DataLake, spec: &ManagedStorage) -> Result<StatefulSet
     };
     let mut template = PodTemplateSpec {
         metadata: Some(ObjectMeta {
-            labels: Some(owned_meta(lake, String::new(), COMPONENT).labels.unwrap_or_default()),
+            labels: Some(
+                owned_meta(lake, String::new(), COMPONENT)
+                    .labels
+                    .unwrap_or_default(),
+            ),
             ..Default::default()
         }),
         spec: Some(PodSpec {
@@ -243,7 +247,10 @@ pub fn statefulset(lake: &DataLake, spec: &ManagedStorage) -> Result<StatefulSet
             access_modes: Some(vec!["ReadWriteOnce".into()]),
             storage_class_name: spec.storage_class.clone(),
             resources: Some(VolumeResourceRequirements {
-                requests: Some(BTreeMap::from([("storage".to_string(), spec.volume_size.clone())])),
+                requests: Some(BTreeMap::from([(
+                    "storage".to_string(),
+                    spec.volume_size.clone(),
+                )])),
                 ..Default::default()
             }),
             ..Default::default()
@@ -296,40 +303,88 @@ mod tests {
         assert_eq!(spec.service_name.as_deref(), Some("sales-minio-hl"));
         let pod = spec.template.spec.as_ref().expect("pod");
         let c = &pod.containers[0];
-        assert_eq!(c.args.as_ref().expect("args")[..2], ["server".to_string(), "/data".to_string()]);
-        assert_eq!(c.image.as_deref(), Some("quay.io/minio/minio:RELEASE.2025-09-07T16-13-09Z"));
+        assert_eq!(
+            c.args.as_ref().expect("args")[..2],
+            ["server".to_string(), "/data".to_string()]
+        );
+        assert_eq!(
+            c.image.as_deref(),
+            Some("quay.io/minio/minio:RELEASE.2025-09-07T16-13-09Z")
+        );
         let env = c.env.as_ref().expect("env");
         assert_eq!(env[0].name, "MINIO_ROOT_USER");
-        assert_eq!(env[0].value_from.as_ref().and_then(|v| v.secret_key_ref.as_ref()).map(|s| s.name.as_str()), Some("sales-minio-root"));
-        assert!(env.iter().all(|e| e.value.is_none()), "no credential inlined");
-        assert_eq!(c.readiness_probe.as_ref().and_then(|p| p.http_get.as_ref()).and_then(|h| h.path.as_deref()), Some("/minio/health/ready"));
+        assert_eq!(
+            env[0]
+                .value_from
+                .as_ref()
+                .and_then(|v| v.secret_key_ref.as_ref())
+                .map(|s| s.name.as_str()),
+            Some("sales-minio-root")
+        );
+        assert!(
+            env.iter().all(|e| e.value.is_none()),
+            "no credential inlined"
+        );
+        assert_eq!(
+            c.readiness_probe
+                .as_ref()
+                .and_then(|p| p.http_get.as_ref())
+                .and_then(|h| h.path.as_deref()),
+            Some("/minio/health/ready")
+        );
         let claim = &spec.volume_claim_templates.as_ref().expect("pvc")[0];
         let claim_spec = claim.spec.as_ref().expect("pvc spec");
         assert_eq!(claim_spec.storage_class_name.as_deref(), Some("fast"));
-        assert_eq!(claim_spec.resources.as_ref().and_then(|r| r.requests.as_ref()).map(|r| r["storage"].0.as_str()), Some("20Gi"));
+        assert_eq!(
+            claim_spec
+                .resources
+                .as_ref()
+                .and_then(|r| r.requests.as_ref())
+                .map(|r| r["storage"].0.as_str()),
+            Some("20Gi")
+        );
         let owner = &sts.metadata.owner_references.as_ref().expect("owner")[0];
-        assert_eq!((owner.kind.as_str(), owner.name.as_str(), owner.controller), ("DataLake", "sales", Some(true)));
+        assert_eq!(
+            (owner.kind.as_str(), owner.name.as_str(), owner.controller),
+            ("DataLake", "sales", Some(true))
+        );
         let labels = sts.metadata.labels.as_ref().expect("labels");
         assert_eq!(labels["app.kubernetes.io/managed-by"], "lakeform");
         assert_eq!(labels["app.kubernetes.io/part-of"], "sales");
         let sel = spec.selector.match_labels.as_ref().expect("selector");
-        let pod_labels = spec.template.metadata.as_ref().and_then(|m| m.labels.as_ref()).expect("pod labels");
-        assert!(sel.iter().all(|(k, v)| pod_labels.get(k) == Some(v)), "selector matches pod labels");
+        let pod_labels = spec
+            .template
+            .metadata
+            .as_ref()
+            .and_then(|m| m.labels.as_ref())
+            .expect("pod labels");
+        assert!(
+            sel.iter().all(|(k, v)| pod_labels.get(k) == Some(v)),
+            "selector matches pod labels"
+        );
     }
 
     #[test]
     fn distributed_mode_lists_every_pod() {
         let l = lake("  storage:\n    managed:\n      replicas: 4\n  zones: [{name: raw}]\n");
         let args = server_args(&l, managed(&l));
-        assert_eq!(args[1], "http://sales-minio-{0...3}.sales-minio-hl.team.svc.cluster.local/data");
+        assert_eq!(
+            args[1],
+            "http://sales-minio-{0...3}.sales-minio-hl.team.svc.cluster.local/data"
+        );
     }
 
     #[test]
     fn pod_overrides_merge_over_the_template() {
-        let l = lake("  storage:\n    managed:\n      podOverrides:\n        spec:\n          nodeSelector: {disk: ssd}\n          priorityClassName: storage\n  zones: [{name: raw}]\n");
+        let l = lake(
+            "  storage:\n    managed:\n      podOverrides:\n        spec:\n          nodeSelector: {disk: ssd}\n          priorityClassName: storage\n  zones: [{name: raw}]\n",
+        );
         let sts = statefulset(&l, managed(&l)).expect("builds");
         let pod = sts.spec.and_then(|s| s.template.spec).expect("pod");
-        assert_eq!(pod.node_selector.as_ref().map(|n| n["disk"].as_str()), Some("ssd"));
+        assert_eq!(
+            pod.node_selector.as_ref().map(|n| n["disk"].as_str()),
+            Some("ssd")
+        );
         assert_eq!(pod.priority_class_name.as_deref(), Some("storage"));
         assert_eq!(pod.containers.len(), 1, "containers kept");
     }
@@ -339,9 +394,15 @@ mod tests {
         let l = lake(SINGLE);
         let [client, headless] = services(&l);
         assert_eq!(client.metadata.name.as_deref(), Some("sales-minio"));
-        assert_eq!(headless.spec.as_ref().and_then(|s| s.cluster_ip.as_deref()), Some("None"));
+        assert_eq!(
+            headless.spec.as_ref().and_then(|s| s.cluster_ip.as_deref()),
+            Some("None")
+        );
         let s = secret(&l, "root", "pw");
         assert_eq!(s.metadata.name.as_deref(), Some("sales-minio-root"));
-        assert_eq!(endpoint(&l), "http://sales-minio.team.svc.cluster.local:9000");
+        assert_eq!(
+            endpoint(&l),
+            "http://sales-minio.team.svc.cluster.local:9000"
+        );
     }
 }

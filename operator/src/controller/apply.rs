@@ -56,7 +56,8 @@ where
         source,
     })?;
     let hash = hex::encode(&Sha256::digest(&body)[..12]);
-    obj.annotations_mut().insert(HASH_ANNOTATION.into(), hash.clone());
+    obj.annotations_mut()
+        .insert(HASH_ANNOTATION.into(), hash.clone());
     let api: Api<K> = Api::namespaced(client.clone(), &namespace);
     let err = |source| ApplyError::Api {
         kind: kind.clone(),
@@ -70,6 +71,8 @@ where
         return Ok(false);
     }
     let params = PatchParams::apply(FIELD_MANAGER).force();
-    api.patch(&name, &params, &Patch::Apply(&obj)).await.map_err(err)?;
+    api.patch(&name, &params, &Patch::Apply(&obj))
+        .await
+        .map_err(err)?;
     Ok(true)
 }

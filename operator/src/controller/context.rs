@@ -26,7 +26,12 @@ pub struct Context {
 
 impl Context {
     /// New context.
-    pub fn new(client: Client, recorder: Recorder, metrics: Arc<Metrics>, resync: Duration) -> Self {
+    pub fn new(
+        client: Client,
+        recorder: Recorder,
+        metrics: Arc<Metrics>,
+        resync: Duration,
+    ) -> Self {
         Context {
             client,
             recorder,
@@ -47,11 +52,21 @@ impl Context {
 
     /// Forget the failures of `key` after a success.
     pub fn reset_backoff(&self, key: &str) {
-        self.failures.lock().unwrap_or_else(|p| p.into_inner()).remove(key);
+        self.failures
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(key);
     }
 
     /// Publish an event; failures to publish are logged, never fatal.
-    pub async fn event(&self, reference: &ObjectReference, type_: EventType, reason: &str, action: &str, note: String) {
+    pub async fn event(
+        &self,
+        reference: &ObjectReference,
+        type_: EventType,
+        reason: &str,
+        action: &str,
+        note: String,
+    ) {
         let ev = Event {
             type_,
             reason: reason.into(),

@@ -89,16 +89,26 @@ impl Election {
         };
         let spec = lease.spec.clone().unwrap_or_default();
         let holder = spec.holder_identity.clone().unwrap_or_default();
-        let renewed = spec.renew_time.as_ref().map(|t| t.0).unwrap_or(Timestamp::UNIX_EPOCH);
+        let renewed = spec
+            .renew_time
+            .as_ref()
+            .map(|t| t.0)
+            .unwrap_or(Timestamp::UNIX_EPOCH);
         let valid_for = Duration::from_secs(spec.lease_duration_seconds.unwrap_or(0).max(0) as u64);
-        let expired = now.as_millisecond() - renewed.as_millisecond() > valid_for.as_millis() as i64;
+        let expired =
+            now.as_millisecond() - renewed.as_millisecond() > valid_for.as_millis() as i64;
         if holder != self.identity && !holder.is_empty() && !expired {
             return Ok(Attempt::Follower(holder));
         }
         let transitions = spec.lease_transitions.unwrap_or(0) + i32::from(holder != self.identity);
-        let acquired = (holder == self.identity).then_some(spec.acquire_time).flatten();
+        let acquired = (holder == self.identity)
+            .then_some(spec.acquire_time)
+            .flatten();
         lease.spec = Some(self.spec(now, transitions, acquired));
-        match api.replace(&self.name, &PostParams::default(), &lease).await {
+        match api
+            .replace(&self.name, &PostParams::default(), &lease)
+            .await
+        {
             Ok(_) => Ok(Attempt::Leader),
             Err(kube::Error::Api(s)) if s.code == 409 => Ok(Attempt::Follower(holder)),
             Err(e) => Err(self.err(e)),

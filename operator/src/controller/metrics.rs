@@ -39,6 +39,8 @@ pub struct Metrics {
     pub duration: Histogram,
     /// Writes to object storage (a resync with nothing changed adds none).
     pub storage_writes: Family<WriteLabels, Counter>,
+    /// Writes to the Iceberg REST catalog.
+    pub catalog_writes: Family<WriteLabels, Counter>,
     /// True while this replica leads and runs controllers.
     pub leading: AtomicBool,
 }
@@ -49,14 +51,33 @@ impl Default for Metrics {
         let reconciles = Family::<ReconcileLabels, Counter>::default();
         let duration = Histogram::new(exponential_buckets(0.01, 2.0, 14));
         let storage_writes = Family::<WriteLabels, Counter>::default();
-        registry.register("reconciliations", "Reconciliations by kind and result", reconciles.clone());
-        registry.register("reconcile_duration_seconds", "Time spent in one reconciliation", duration.clone());
-        registry.register("storage_writes", "Write requests sent to object storage", storage_writes.clone());
+        let catalog_writes = Family::<WriteLabels, Counter>::default();
+        registry.register(
+            "reconciliations",
+            "Reconciliations by kind and result",
+            reconciles.clone(),
+        );
+        registry.register(
+            "reconcile_duration_seconds",
+            "Time spent in one reconciliation",
+            duration.clone(),
+        );
+        registry.register(
+            "storage_writes",
+            "Write requests sent to object storage",
+            storage_writes.clone(),
+        );
+        registry.register(
+            "catalog_writes",
+            "Write requests sent to the Iceberg REST catalog",
+            catalog_writes.clone(),
+        );
         Metrics {
             registry,
             reconciles,
             duration,
             storage_writes,
+            catalog_writes,
             leading: AtomicBool::new(false),
         }
     }

@@ -42,7 +42,8 @@ pub struct RunOptions {
 async fn client(kubeconfig: Option<&PathBuf>) -> anyhow::Result<Client> {
     let config = match kubeconfig {
         Some(path) => {
-            let kc = Kubeconfig::read_from(path).with_context(|| format!("reading kubeconfig {}", path.display()))?;
+            let kc = Kubeconfig::read_from(path)
+                .with_context(|| format!("reading kubeconfig {}", path.display()))?;
             Config::from_custom_kubeconfig(kc, &KubeConfigOptions::default()).await?
         }
         None => Config::infer().await?,
@@ -97,7 +98,12 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<()> {
         controller: "lakeform".into(),
         instance: Some(opts.identity.clone()),
     };
-    let ctx = Arc::new(Context::new(client.clone(), Recorder::new(client, reporter), metrics, opts.resync));
+    let ctx = Arc::new(Context::new(
+        client.clone(),
+        Recorder::new(client, reporter),
+        metrics,
+        opts.resync,
+    ));
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let stopped = {
         let mut rx = stop_rx.clone();

@@ -21,7 +21,11 @@ pub(crate) struct BucketQuota {
     #[serde(default)]
     pub size: u64,
     /// `hard` (the only type MinIO enforces).
-    #[serde(default, rename = "quotatype", skip_serializing_if = "String::is_empty")]
+    #[serde(
+        default,
+        rename = "quotatype",
+        skip_serializing_if = "String::is_empty"
+    )]
     pub quota_type: String,
 }
 
@@ -39,7 +43,13 @@ impl MinioAdmin {
             http: reqwest::Client::new(),
             endpoint: conn.endpoint.trim_end_matches('/').to_string(),
             region: conn.region.clone(),
-            credentials: Credentials::new(&conn.access_key, &conn.secret_key, None, None, "lakeform"),
+            credentials: Credentials::new(
+                &conn.access_key,
+                &conn.secret_key,
+                None,
+                None,
+                "lakeform",
+            ),
         }
     }
 
@@ -58,7 +68,9 @@ impl MinioAdmin {
 
     /// The bucket's quota in bytes (0: none).
     pub(crate) async fn get_quota(&self, bucket: &str) -> Result<u64, StorageError> {
-        let body = self.call("GET", "get-bucket-quota", bucket, Vec::new()).await?;
+        let body = self
+            .call("GET", "get-bucket-quota", bucket, Vec::new())
+            .await?;
         if body.is_empty() {
             return Ok(0);
         }
@@ -82,10 +94,18 @@ impl MinioAdmin {
             bucket: bucket.to_string(),
             message: e.to_string(),
         })?;
-        self.call("PUT", "set-bucket-quota", bucket, body).await.map(drop)
+        self.call("PUT", "set-bucket-quota", bucket, body)
+            .await
+            .map(drop)
     }
 
-    async fn call(&self, method: &str, api: &'static str, bucket: &str, body: Vec<u8>) -> Result<Vec<u8>, StorageError> {
+    async fn call(
+        &self,
+        method: &str,
+        api: &'static str,
+        bucket: &str,
+        body: Vec<u8>,
+    ) -> Result<Vec<u8>, StorageError> {
         let url = format!("{}/minio/admin/v3/{api}?bucket={bucket}", self.endpoint);
         let other = |message: String| StorageError::Other {
             operation: api,
@@ -104,9 +124,16 @@ impl MinioAdmin {
             .map_err(|e| other(e.to_string()))?
             .into();
         let headers = [("x-amz-content-sha256", payload_hash.as_str())];
-        let signable = SignableRequest::new(method, &url, headers.iter().copied(), SignableBody::Bytes(&body))
-            .map_err(|e| other(e.to_string()))?;
-        let (instructions, _) = sign(signable, &params).map_err(|e| other(e.to_string()))?.into_parts();
+        let signable = SignableRequest::new(
+            method,
+            &url,
+            headers.iter().copied(),
+            SignableBody::Bytes(&body),
+        )
+        .map_err(|e| other(e.to_string()))?;
+        let (instructions, _) = sign(signable, &params)
+            .map_err(|e| other(e.to_string()))?
+            .into_parts();
         let mut request = http::Request::builder()
             .method(method)
             .uri(&url)
@@ -115,13 +142,21 @@ impl MinioAdmin {
             .map_err(|e| other(e.to_string()))?;
         instructions.apply_to_request_http1x(&mut request);
         let request = reqwest::Request::try_from(request).map_err(|e| other(e.to_string()))?;
-        let response = self.http.execute(request).await.map_err(|e| StorageError::EndpointUnreachable {
-            operation: api,
-            endpoint: self.endpoint.clone(),
-            message: e.to_string(),
-        })?;
+        let response =
+            self.http
+                .execute(request)
+                .await
+                .map_err(|e| StorageError::EndpointUnreachable {
+                    operation: api,
+                    endpoint: self.endpoint.clone(),
+                    message: e.to_string(),
+                })?;
         let status = response.status();
-        let bytes = response.bytes().await.map_err(|e| other(e.to_string()))?.to_vec();
+        let bytes = response
+            .bytes()
+            .await
+            .map_err(|e| other(e.to_string()))?
+            .to_vec();
         if status.is_success() {
             return Ok(bytes);
         }
@@ -136,6 +171,12 @@ impl MinioAdmin {
             code: format!("HTTP{}", status.as_u16()),
             message: String::from_utf8_lossy(&bytes).chars().take(300).collect(),
         });
-        Err(StorageError::from_code(api, Some(bucket), &self.endpoint, &err.code, err.message))
+        Err(StorageError::from_code(
+            api,
+            Some(bucket),
+            &self.endpoint,
+            &err.code,
+            err.message,
+        ))
     }
 }

@@ -28,7 +28,10 @@ fn lock_mode(mode: ObjectLockMode) -> ObjectLockRetentionMode {
 
 /// Create the bucket if missing and converge versioning, object lock retention, lifecycle and
 /// quota. Reads each setting first; a bucket already as desired gets no write.
-pub async fn ensure_bucket(st: &Storage, want: &DesiredBucket) -> Result<BucketReport, StorageError> {
+pub async fn ensure_bucket(
+    st: &Storage,
+    want: &DesiredBucket,
+) -> Result<BucketReport, StorageError> {
     let bucket = want.name.as_str();
     let mut report = BucketReport::default();
 
@@ -50,17 +53,27 @@ pub async fn ensure_bucket(st: &Storage, want: &DesiredBucket) -> Result<BucketR
         }
         match req.send().await {
             Ok(_) => report.created = true,
-            Err(e) if e.as_service_error().is_some_and(|s| s.is_bucket_already_owned_by_you()) => {}
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_bucket_already_owned_by_you()) => {}
             Err(e) => return Err(st.err("CreateBucket", bucket, e)),
         }
     }
 
     // Object lock: only at creation. A lock wanted on an unlocked bucket is refused.
-    let lock = match st.s3.get_object_lock_configuration().bucket(bucket).send().await {
+    let lock = match st
+        .s3
+        .get_object_lock_configuration()
+        .bucket(bucket)
+        .send()
+        .await
+    {
         Ok(out) => out.object_lock_configuration,
         Err(e) if e.raw_response().is_some_and(|r| r.status().as_u16() == 404) => None,
         Err(e) => {
-            let code = aws_sdk_s3::error::ProvideErrorMetadata::code(&e).unwrap_or_default().to_string();
+            let code = aws_sdk_s3::error::ProvideErrorMetadata::code(&e)
+                .unwrap_or_default()
+                .to_string();
             if code.contains("ObjectLockConfigurationNotFound") {
                 None
             } else {
@@ -73,7 +86,9 @@ pub async fn ensure_bucket(st: &Storage, want: &DesiredBucket) -> Result<BucketR
         .is_some_and(|l| l.object_lock_enabled == Some(ObjectLockEnabled::Enabled));
     if let Some((mode, days)) = want.object_lock {
         if !lock_enabled {
-            return Err(StorageError::ObjectLockImmutable { bucket: bucket.to_string() });
+            return Err(StorageError::ObjectLockImmutable {
+                bucket: bucket.to_string(),
+            });
         }
         let current = lock
             .as_ref()
@@ -82,11 +97,17 @@ pub async fn ensure_bucket(st: &Storage, want: &DesiredBucket) -> Result<BucketR
             .map(|d| (d.mode.clone(), d.days));
         let desired = days.map(|d| (Some(lock_mode(mode)), Some(d)));
         if current != desired {
-            let mut cfg = ObjectLockConfiguration::builder().object_lock_enabled(ObjectLockEnabled::Enabled);
+            let mut cfg =
+                ObjectLockConfiguration::builder().object_lock_enabled(ObjectLockEnabled::Enabled);
             if let Some(d) = days {
                 cfg = cfg.rule(
                     ObjectLockRule::builder()
-                        .default_retention(DefaultRetention::builder().mode(lock_mode(mode)).days(d).build())
+                        .default_retention(
+                            DefaultRetention::builder()
+                                .mode(lock_mode(mode))
+                                .days(d)
+                                .build(),
+                        )
                         .build(),
                 );
             }
@@ -133,10 +154,18 @@ pub async fn ensure_bucket(st: &Storage, want: &DesiredBucket) -> Result<BucketR
     }
 
     // Lifecycle.
-    let current = match st.s3.get_bucket_lifecycle_configuration().bucket(bucket).send().await {
+    let current = match st
+        .s3
+        .get_bucket_lifecycle_configuration()
+        .bucket(bucket)
+        .send()
+        .await
+    {
         Ok(out) => lifecycle::from_s3(out.rules()),
         Err(e) => {
-            let code = aws_sdk_s3::error::ProvideErrorMetadata::code(&e).unwrap_or_default().to_string();
+            let code = aws_sdk_s3::error::ProvideErrorMetadata::code(&e)
+                .unwrap_or_default()
+                .to_string();
             if code == "NoSuchLifecycleConfiguration" {
                 Vec::new()
             } else {
@@ -182,7 +211,9 @@ pub async fn ensure_bucket(st: &Storage, want: &DesiredBucket) -> Result<BucketR
         return Err(StorageError::Other {
             operation: "SetBucketQuota",
             bucket: bucket.to_string(),
-            message: "bucket quotas need a MinIO endpoint (its admin API); this endpoint is not MinIO".into(),
+            message:
+                "bucket quotas need a MinIO endpoint (its admin API); this endpoint is not MinIO"
+                    .into(),
         });
     }
     Ok(report)
@@ -191,9 +222,20 @@ pub async fn ensure_bucket(st: &Storage, want: &DesiredBucket) -> Result<BucketR
 /// Delete every object version and delete marker, then the bucket. A missing bucket is fine.
 pub async fn delete_bucket_and_contents(st: &Storage, bucket: &str) -> Result<(), StorageError> {
     loop {
-        let page = match st.s3.list_object_versions().bucket(bucket).max_keys(1000).send().await {
+        let page = match st
+            .s3
+            .list_object_versions()
+            .bucket(bucket)
+            .max_keys(1000)
+            .send()
+            .await
+        {
             Ok(p) => p,
-            Err(e) if e.as_service_error().is_some_and(|s| aws_sdk_s3::error::ProvideErrorMetadata::code(s) == Some("NoSuchBucket")) => {
+            Err(e)
+                if e.as_service_error().is_some_and(|s| {
+                    aws_sdk_s3::error::ProvideErrorMetadata::code(s) == Some("NoSuchBucket")
+                }) =>
+            {
                 return Ok(());
             }
             Err(e) => return Err(st.err("ListObjectVersions", bucket, e)),
@@ -201,23 +243,37 @@ pub async fn delete_bucket_and_contents(st: &Storage, bucket: &str) -> Result<()
         let mut ids = Vec::new();
         for v in page.versions() {
             if let Some(key) = v.key() {
-                ids.push(ObjectIdentifier::builder().key(key).set_version_id(v.version_id().map(str::to_string)).build());
+                ids.push(
+                    ObjectIdentifier::builder()
+                        .key(key)
+                        .set_version_id(v.version_id().map(str::to_string))
+                        .build(),
+                );
             }
         }
         for m in page.delete_markers() {
             if let Some(key) = m.key() {
-                ids.push(ObjectIdentifier::builder().key(key).set_version_id(m.version_id().map(str::to_string)).build());
+                ids.push(
+                    ObjectIdentifier::builder()
+                        .key(key)
+                        .set_version_id(m.version_id().map(str::to_string))
+                        .build(),
+                );
             }
         }
         let ids: Vec<ObjectIdentifier> = ids.into_iter().filter_map(Result::ok).collect();
         if ids.is_empty() {
             break;
         }
-        let delete = Delete::builder().set_objects(Some(ids)).quiet(true).build().map_err(|e| StorageError::Other {
-            operation: "DeleteObjects",
-            bucket: bucket.to_string(),
-            message: e.to_string(),
-        })?;
+        let delete = Delete::builder()
+            .set_objects(Some(ids))
+            .quiet(true)
+            .build()
+            .map_err(|e| StorageError::Other {
+                operation: "DeleteObjects",
+                bucket: bucket.to_string(),
+                message: e.to_string(),
+            })?;
         let out = st
             .s3
             .delete_objects()
@@ -242,7 +298,9 @@ pub async fn delete_bucket_and_contents(st: &Storage, bucket: &str) -> Result<()
     }
     match st.s3.delete_bucket().bucket(bucket).send().await {
         Ok(_) => Ok(()),
-        Err(e) if aws_sdk_s3::error::ProvideErrorMetadata::code(&e) == Some("NoSuchBucket") => Ok(()),
+        Err(e) if aws_sdk_s3::error::ProvideErrorMetadata::code(&e) == Some("NoSuchBucket") => {
+            Ok(())
+        }
         Err(e) => Err(st.err("DeleteBucket", bucket, e)),
     }
 }

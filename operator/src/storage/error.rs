@@ -24,10 +24,14 @@ pub enum StorageError {
     #[error("bucket {bucket:?} already exists and belongs to another account")]
     BucketConflict { bucket: String },
     /// Object lock was requested for a bucket created without it.
-    #[error("bucket {bucket:?} was created without object lock; object lock can only be enabled when a bucket is created")]
+    #[error(
+        "bucket {bucket:?} was created without object lock; object lock can only be enabled when a bucket is created"
+    )]
     ObjectLockImmutable { bucket: String },
     /// A lifecycle transition names a tier the endpoint does not know.
-    #[error("bucket {bucket:?}: lifecycle transition tier is not configured on the endpoint: {message}")]
+    #[error(
+        "bucket {bucket:?}: lifecycle transition tier is not configured on the endpoint: {message}"
+    )]
     TierNotFound { bucket: String, message: String },
     /// Any other failure.
     #[error("{operation} on bucket {bucket:?}: {message}")]
@@ -104,8 +108,12 @@ impl StorageError {
         message: String,
     ) -> Self {
         match code {
-            "AccessDenied" | "InvalidAccessKeyId" | "SignatureDoesNotMatch" | "InvalidToken"
-            | "ExpiredToken" | "XMinioAdminNotAllowed" => StorageError::AccessDenied {
+            "AccessDenied"
+            | "InvalidAccessKeyId"
+            | "SignatureDoesNotMatch"
+            | "InvalidToken"
+            | "ExpiredToken"
+            | "XMinioAdminNotAllowed" => StorageError::AccessDenied {
                 operation,
                 endpoint: endpoint.to_string(),
                 code: code.to_string(),

@@ -32,7 +32,10 @@ pub(crate) fn from_spec(rules: &[LifecycleRule], is_minio: bool) -> Vec<NormalRu
             expire_days: r.expire_after_days,
             noncurrent_days: r.noncurrent_expire_after_days,
             abort_days: r.abort_incomplete_multipart_after_days,
-            transition: r.transition.as_ref().map(|t| (t.after_days, t.tier.clone())),
+            transition: r
+                .transition
+                .as_ref()
+                .map(|t| (t.after_days, t.tier.clone())),
         })
         .map(|mut r| {
             if is_minio {
@@ -40,7 +43,12 @@ pub(crate) fn from_spec(rules: &[LifecycleRule], is_minio: bool) -> Vec<NormalRu
             }
             r
         })
-        .filter(|r| r.expire_days.is_some() || r.noncurrent_days.is_some() || r.abort_days.is_some() || r.transition.is_some())
+        .filter(|r| {
+            r.expire_days.is_some()
+                || r.noncurrent_days.is_some()
+                || r.abort_days.is_some()
+                || r.transition.is_some()
+        })
         .collect();
     out.sort();
     out
@@ -71,9 +79,11 @@ pub(crate) fn from_s3(rules: &[S3Rule]) -> Vec<NormalRule> {
                     .abort_incomplete_multipart_upload
                     .as_ref()
                     .and_then(|a| a.days_after_initiation),
-                transition: r.transitions.as_ref().and_then(|ts| ts.first()).and_then(|t| {
-                    Some((t.days?, t.storage_class.as_ref()?.as_str().to_string()))
-                }),
+                transition: r
+                    .transitions
+                    .as_ref()
+                    .and_then(|ts| ts.first())
+                    .and_then(|t| Some((t.days?, t.storage_class.as_ref()?.as_str().to_string()))),
             }
         })
         .collect();

@@ -3,6 +3,7 @@
 //! Storage (this module's `storage` stage) turns `spec.storage` and `spec.zones` into a MinIO
 //! StatefulSet or an external endpoint, and buckets with their settings.
 
+mod catalog;
 mod status;
 mod storage;
 
@@ -44,11 +45,20 @@ pub enum Error {
 }
 
 fn key(lake: &DataLake) -> String {
-    format!("{}/{}", lake.namespace().unwrap_or_default(), lake.name_any())
+    format!(
+        "{}/{}",
+        lake.namespace().unwrap_or_default(),
+        lake.name_any()
+    )
 }
 
-async fn reconcile(lake: Arc<DataLake>, ctx: Arc<Context>) -> Result<Action, kube::runtime::finalizer::Error<Error>> {
-    let ns = lake.namespace().ok_or(kube::runtime::finalizer::Error::UnnamedObject)?;
+async fn reconcile(
+    lake: Arc<DataLake>,
+    ctx: Arc<Context>,
+) -> Result<Action, kube::runtime::finalizer::Error<Error>> {
+    let ns = lake
+        .namespace()
+        .ok_or(kube::runtime::finalizer::Error::UnnamedObject)?;
     let api: Api<DataLake> = Api::namespaced(ctx.client.clone(), &ns);
     let started = std::time::Instant::now();
     let result = finalizer(&api, FINALIZER, lake, |event| async {
@@ -58,7 +68,9 @@ async fn reconcile(lake: Arc<DataLake>, ctx: Arc<Context>) -> Result<Action, kub
         }
     })
     .await;
-    ctx.metrics.duration.observe(started.elapsed().as_secs_f64());
+    ctx.metrics
+        .duration
+        .observe(started.elapsed().as_secs_f64());
     result
 }
 
@@ -75,12 +87,21 @@ async fn apply(lake: &DataLake, ctx: &Context) -> Result<Action, Error> {
         let message = errors.to_string();
         status.invalid(&message);
         if status.write(lake, ctx).await? {
-            ctx.event(&lake.object_ref(&()), EventType::Warning, "InvalidSpec", "Validate", message).await;
+            ctx.event(
+                &lake.object_ref(&()),
+                EventType::Warning,
+                "InvalidSpec",
+                "Validate",
+                message,
+            )
+            .await;
         }
         ctx.metrics.reconciled("DataLake", "InvalidSpec");
         return Ok(Action::await_change());
     }
-    let outcome = storage::reconcile(lake, ctx, &mut status).await?;
+    let storage = storage::reconcile(lake, ctx, &mut status).await?;
+    let catalog = catalog::reconcile(lake, ctx, &mut status).await?;
+    let outcome = storage.and(catalog);
     status.write(lake, ctx).await?;
     let k = key(lake);
     match outcome {
@@ -108,9 +129,27 @@ async fn apply(lake: &DataLake, ctx: &Context) -> Result<Action, Error> {
 /// with `Retain` leave them. Kubernetes objects go with their owner (garbage collector).
 async fn cleanup(lake: &DataLake, ctx: &Context) -> Result<Action, Error> {
     if lake.spec.storage.deletion_policy == DeletionPolicy::Delete {
+        if let Err(message) = catalog::delete_namespaces(lake, ctx).await {
+            ctx.event(
+                &lake.object_ref(&()),
+                EventType::Warning,
+                "DeleteFailed",
+                "Delete",
+                message.clone(),
+            )
+            .await;
+            return Err(Error::Cleanup(message));
+        }
         if let Err(e) = storage::delete_buckets(lake, ctx).await {
             let message = e.to_string();
-            ctx.event(&lake.object_ref(&()), EventType::Warning, "DeleteFailed", "Delete", message.clone()).await;
+            ctx.event(
+                &lake.object_ref(&()),
+                EventType::Warning,
+                "DeleteFailed",
+                "Delete",
+                message.clone(),
+            )
+            .await;
             return Err(Error::Cleanup(message));
         }
         ctx.event(
@@ -125,7 +164,11 @@ async fn cleanup(lake: &DataLake, ctx: &Context) -> Result<Action, Error> {
     Ok(Action::await_change())
 }
 
-fn error_policy(lake: Arc<DataLake>, error: &kube::runtime::finalizer::Error<Error>, ctx: Arc<Context>) -> Action {
+fn error_policy(
+    lake: Arc<DataLake>,
+    error: &kube::runtime::finalizer::Error<Error>,
+    ctx: Arc<Context>,
+) -> Action {
     tracing::warn!(datalake = %key(&lake), %error, "reconcile failed");
     ctx.metrics.reconciled("DataLake", "error");
     Action::requeue(ctx.backoff(&key(&lake)))
@@ -148,7 +191,11 @@ fn lakes_using_secret(lakes: &[Arc<DataLake>], secret: &Secret) -> Vec<ObjectRef
 }
 
 /// Run the DataLake controller until `shutdown` resolves.
-pub async fn run(ctx: Arc<Context>, namespace: Option<String>, shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static) {
+pub async fn run(
+    ctx: Arc<Context>,
+    namespace: Option<String>,
+    shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
+) {
     let client = ctx.client.clone();
     let api = |c: &kube::Client| -> Api<DataLake> {
         match &namespace {
@@ -158,8 +205,16 @@ pub async fn run(ctx: Arc<Context>, namespace: Option<String>, shutdown: impl st
     };
     let scoped = |c: &kube::Client| -> (Api<StatefulSet>, Api<Service>, Api<Secret>) {
         match &namespace {
-            Some(ns) => (Api::namespaced(c.clone(), ns), Api::namespaced(c.clone(), ns), Api::namespaced(c.clone(), ns)),
-            None => (Api::all(c.clone()), Api::all(c.clone()), Api::all(c.clone())),
+            Some(ns) => (
+                Api::namespaced(c.clone(), ns),
+                Api::namespaced(c.clone(), ns),
+                Api::namespaced(c.clone(), ns),
+            ),
+            None => (
+                Api::all(c.clone()),
+                Api::all(c.clone()),
+                Api::all(c.clone()),
+            ),
         }
     };
     let lakes = api(&client);
@@ -173,7 +228,9 @@ pub async fn run(ctx: Arc<Context>, namespace: Option<String>, shutdown: impl st
     controller
         .owns(sts, managed.clone())
         .owns(svc, managed)
-        .watches(secrets, watcher::Config::default(), move |secret| lakes_using_secret(&store.state(), &secret))
+        .watches(secrets, watcher::Config::default(), move |secret| {
+            lakes_using_secret(&store.state(), &secret)
+        })
         .graceful_shutdown_on(shutdown)
         .run(reconcile, error_policy, ctx)
         .for_each(|res| async move {

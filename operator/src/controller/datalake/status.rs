@@ -4,14 +4,18 @@
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::api::{Patch, PatchParams};
 use kube::{Api, ResourceExt};
-use lakeform_api::common::{CONDITION_READY, FIELD_MANAGER, condition, find_condition, set_condition};
+use lakeform_api::common::{
+    CONDITION_READY, FIELD_MANAGER, condition, find_condition, set_condition,
+};
 use lakeform_api::datalake::{DataLake, DataLakeStatus, Endpoints, ZoneStatus};
 use serde_json::json;
 
 use super::super::context::Context;
 
-/// Condition types of the components, in the order `Ready` reports them.
+/// Condition type of the storage component.
 pub const STORAGE_READY: &str = "StorageReady";
+/// Condition type of the catalog component.
+pub const CATALOG_READY: &str = "CatalogReady";
 
 /// Accumulates the new status during a reconcile.
 pub struct StatusBuilder {
@@ -32,7 +36,14 @@ impl StatusBuilder {
     fn set(&mut self, type_: &str, ok: bool, reason: &str, message: String) {
         set_condition(
             &mut self.status.conditions,
-            condition(type_, ok, reason, message, self.generation, self.now.clone()),
+            condition(
+                type_,
+                ok,
+                reason,
+                message,
+                self.generation,
+                self.now.clone(),
+            ),
         );
     }
 
@@ -41,9 +52,25 @@ impl StatusBuilder {
         self.set(STORAGE_READY, ok, reason, message);
     }
 
+    /// Catalog verdict.
+    pub fn catalog(&mut self, ok: bool, reason: &str, message: String) {
+        self.set(CATALOG_READY, ok, reason, message);
+    }
+
+    /// The catalog URI clients use.
+    pub fn catalog_endpoint(&mut self, uri: &str) {
+        self.status
+            .endpoints
+            .get_or_insert_with(Endpoints::default)
+            .catalog = Some(uri.to_string());
+    }
+
     /// The S3 endpoint clients use.
     pub fn s3_endpoint(&mut self, endpoint: &str) {
-        self.status.endpoints.get_or_insert_with(Endpoints::default).s3 = Some(endpoint.to_string());
+        self.status
+            .endpoints
+            .get_or_insert_with(Endpoints::default)
+            .s3 = Some(endpoint.to_string());
     }
 
     /// Zone states, replacing the previous list.
@@ -72,7 +99,15 @@ impl StatusBuilder {
         if !lake.spec.paused {
             self.status.conditions.retain(|c| c.type_ != "Paused");
         }
-        let components = [STORAGE_READY];
+        let mut components = vec![STORAGE_READY];
+        if lake.spec.catalog.is_some() {
+            components.push(CATALOG_READY);
+        } else {
+            self.status.conditions.retain(|c| c.type_ != CATALOG_READY);
+            if let Some(e) = self.status.endpoints.as_mut() {
+                e.catalog = None;
+            }
+        }
         let failing = components
             .iter()
             .filter_map(|t| find_condition(&self.status.conditions, t))
@@ -80,7 +115,11 @@ impl StatusBuilder {
             .cloned();
         let (ok, reason, message) = match failing {
             Some(c) => (false, c.reason, format!("{}: {}", c.type_, c.message)),
-            None => (true, "Reconciled".to_string(), "all components are ready".to_string()),
+            None => (
+                true,
+                "Reconciled".to_string(),
+                "all components are ready".to_string(),
+            ),
         };
         if !lake.spec.paused {
             self.set(CONDITION_READY, ok, &reason, message);
@@ -89,14 +128,19 @@ impl StatusBuilder {
         if lake.status.as_ref() == Some(&self.status) {
             return Ok(false);
         }
-        let api: Api<DataLake> = Api::namespaced(ctx.client.clone(), &lake.namespace().unwrap_or_default());
+        let api: Api<DataLake> =
+            Api::namespaced(ctx.client.clone(), &lake.namespace().unwrap_or_default());
         let patch = json!({
             "apiVersion": "lakeform.dev/v1alpha1",
             "kind": "DataLake",
             "status": self.status,
         });
-        api.patch_status(&lake.name_any(), &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(&patch))
-            .await?;
+        api.patch_status(
+            &lake.name_any(),
+            &PatchParams::apply(FIELD_MANAGER).force(),
+            &Patch::Apply(&patch),
+        )
+        .await?;
         Ok(true)
     }
 }

@@ -16,7 +16,9 @@ use super::super::metrics::WriteLabels;
 use super::status::StatusBuilder;
 use super::{Error, STARTING_RECHECK};
 use crate::build::{buckets, minio};
-use crate::storage::{S3Connection, Storage, StorageError, delete_bucket_and_contents, ensure_bucket};
+use crate::storage::{
+    S3Connection, Storage, StorageError, delete_bucket_and_contents, ensure_bucket,
+};
 
 /// Result of the storage stage.
 pub enum Outcome {
@@ -26,6 +28,24 @@ pub enum Outcome {
     Waiting(Duration),
     /// Failed with a status reason; `retry` false when only a spec change can help.
     Failed { reason: &'static str, retry: bool },
+}
+
+impl Outcome {
+    /// Combine the outcomes of two stages: any failure wins, then waiting, then ready.
+    pub fn and(self, other: Outcome) -> Outcome {
+        match (self, other) {
+            (Outcome::Failed { reason, retry }, Outcome::Failed { retry: r2, .. }) => {
+                Outcome::Failed {
+                    reason,
+                    retry: retry || r2,
+                }
+            }
+            (f @ Outcome::Failed { .. }, _) | (_, f @ Outcome::Failed { .. }) => f,
+            (Outcome::Waiting(a), Outcome::Waiting(b)) => Outcome::Waiting(a.min(b)),
+            (w @ Outcome::Waiting(_), _) | (_, w @ Outcome::Waiting(_)) => w,
+            (Outcome::Ready, Outcome::Ready) => Outcome::Ready,
+        }
+    }
 }
 
 /// Why no connection could be made.
@@ -39,14 +59,21 @@ fn secret_value(secret: &Secret, key: &str) -> Option<String> {
     if let Some(v) = secret.data.as_ref().and_then(|d| d.get(key)) {
         return String::from_utf8(v.0.clone()).ok();
     }
-    secret.string_data.as_ref().and_then(|d| d.get(key)).cloned()
+    secret
+        .string_data
+        .as_ref()
+        .and_then(|d| d.get(key))
+        .cloned()
 }
 
 fn random_token(len: usize) -> Result<String, getrandom::Error> {
     const ALPHABET: &[u8] = b"abcdefghijkmnopqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789";
     let mut bytes = vec![0u8; len];
     getrandom::fill(&mut bytes)?;
-    Ok(bytes.iter().map(|b| ALPHABET[usize::from(*b) % ALPHABET.len()] as char).collect())
+    Ok(bytes
+        .iter()
+        .map(|b| ALPHABET[usize::from(*b) % ALPHABET.len()] as char)
+        .collect())
 }
 
 /// Read the credentials of `secret_name` from `keys`.
@@ -60,22 +87,37 @@ async fn credentials(
     let Some(secret) = secrets.get_opt(secret_name).await? else {
         return Ok(Err(NoConnection {
             reason: "SecretNotFound",
-            message: format!("Secret {ns}/{secret_name} with the storage credentials does not exist"),
-            outcome: Outcome::Failed { reason: "SecretNotFound", retry: true },
+            message: format!(
+                "Secret {ns}/{secret_name} with the storage credentials does not exist"
+            ),
+            outcome: Outcome::Failed {
+                reason: "SecretNotFound",
+                retry: true,
+            },
         }));
     };
     match (secret_value(&secret, keys.0), secret_value(&secret, keys.1)) {
         (Some(a), Some(s)) if !a.is_empty() && !s.is_empty() => Ok(Ok((a, s))),
         _ => Ok(Err(NoConnection {
             reason: "InvalidSecret",
-            message: format!("Secret {ns}/{secret_name} needs non-empty keys {:?} and {:?}", keys.0, keys.1),
-            outcome: Outcome::Failed { reason: "InvalidSecret", retry: true },
+            message: format!(
+                "Secret {ns}/{secret_name} needs non-empty keys {:?} and {:?}",
+                keys.0, keys.1
+            ),
+            outcome: Outcome::Failed {
+                reason: "InvalidSecret",
+                retry: true,
+            },
         })),
     }
 }
 
 /// Apply the managed MinIO objects and, once its pods are ready, connect with the root user.
-async fn managed_connection(lake: &DataLake, ctx: &Context, ns: &str) -> Result<Result<S3Connection, NoConnection>, Error> {
+async fn managed_connection(
+    lake: &DataLake,
+    ctx: &Context,
+    ns: &str,
+) -> Result<Result<S3Connection, NoConnection>, Error> {
     let Some(spec) = lake.spec.storage.managed.as_ref() else {
         return Err(Error::Internal("managed storage expected".into()));
     };
@@ -83,12 +125,20 @@ async fn managed_connection(lake: &DataLake, ctx: &Context, ns: &str) -> Result<
     let secret_name = minio::secret_name(lake);
     if secrets.get_opt(&secret_name).await?.is_none() {
         let token = |n| {
-            random_token(n).map_err(|e| Error::Internal(format!("no randomness for credentials: {e}")))
+            random_token(n)
+                .map_err(|e| Error::Internal(format!("no randomness for credentials: {e}")))
         };
         let secret = minio::secret(lake, &format!("lakeform-{}", token(8)?), &token(40)?);
         match secrets.create(&PostParams::default(), &secret).await {
             Ok(_) => {
-                ctx.event(&lake.object_ref(&()), EventType::Normal, "CredentialsCreated", "Create", format!("generated MinIO root credentials in Secret {secret_name}")).await;
+                ctx.event(
+                    &lake.object_ref(&()),
+                    EventType::Normal,
+                    "CredentialsCreated",
+                    "Create",
+                    format!("generated MinIO root credentials in Secret {secret_name}"),
+                )
+                .await;
             }
             Err(kube::Error::Api(s)) if s.code == 409 => {}
             Err(e) => return Err(e.into()),
@@ -103,7 +153,10 @@ async fn managed_connection(lake: &DataLake, ctx: &Context, ns: &str) -> Result<
             return Ok(Err(NoConnection {
                 reason: "InvalidSpec",
                 message: e.to_string(),
-                outcome: Outcome::Failed { reason: "InvalidSpec", retry: false },
+                outcome: Outcome::Failed {
+                    reason: "InvalidSpec",
+                    retry: false,
+                },
             }));
         }
     };
@@ -118,11 +171,22 @@ async fn managed_connection(lake: &DataLake, ctx: &Context, ns: &str) -> Result<
     if ready < spec.replicas {
         return Ok(Err(NoConnection {
             reason: "StorageStarting",
-            message: format!("MinIO StatefulSet {}: {ready}/{} replicas ready", minio::name(lake), spec.replicas),
+            message: format!(
+                "MinIO StatefulSet {}: {ready}/{} replicas ready",
+                minio::name(lake),
+                spec.replicas
+            ),
             outcome: Outcome::Waiting(STARTING_RECHECK),
         }));
     }
-    let (access_key, secret_key) = match credentials(ctx, ns, &secret_name, (minio::USER_KEY, minio::PASSWORD_KEY)).await? {
+    let (access_key, secret_key) = match credentials(
+        ctx,
+        ns,
+        &secret_name,
+        (minio::USER_KEY, minio::PASSWORD_KEY),
+    )
+    .await?
+    {
         Ok(c) => c,
         Err(no) => return Ok(Err(no)),
     };
@@ -136,32 +200,51 @@ async fn managed_connection(lake: &DataLake, ctx: &Context, ns: &str) -> Result<
 }
 
 /// The S3 connection of a lake.
-async fn connection(lake: &DataLake, ctx: &Context) -> Result<Result<S3Connection, NoConnection>, Error> {
+async fn connection(
+    lake: &DataLake,
+    ctx: &Context,
+) -> Result<Result<S3Connection, NoConnection>, Error> {
     let ns = lake.namespace().ok_or(Error::NoNamespace)?;
     if let Some(ext) = &lake.spec.storage.external {
         let c = &ext.credentials;
-        return Ok(credentials(ctx, &ns, &c.secret_name, (&c.access_key_id_key, &c.secret_access_key_key))
-            .await?
-            .map(|(access_key, secret_key)| S3Connection {
-                endpoint: ext.endpoint.clone(),
-                region: ext.region.clone(),
-                path_style: ext.path_style,
-                access_key,
-                secret_key,
-            }));
+        return Ok(credentials(
+            ctx,
+            &ns,
+            &c.secret_name,
+            (&c.access_key_id_key, &c.secret_access_key_key),
+        )
+        .await?
+        .map(|(access_key, secret_key)| S3Connection {
+            endpoint: ext.endpoint.clone(),
+            region: ext.region.clone(),
+            path_style: ext.path_style,
+            access_key,
+            secret_key,
+        }));
     }
     managed_connection(lake, ctx, &ns).await
 }
 
 /// Converge storage; record conditions, zones and the endpoint in `status`.
-pub async fn reconcile(lake: &DataLake, ctx: &Context, status: &mut StatusBuilder) -> Result<Outcome, Error> {
+pub async fn reconcile(
+    lake: &DataLake,
+    ctx: &Context,
+    status: &mut StatusBuilder,
+) -> Result<Outcome, Error> {
     let reference = lake.object_ref(&());
     let conn = match connection(lake, ctx).await? {
         Ok(c) => c,
         Err(no) => {
             status.storage(false, no.reason, no.message.clone());
             if !matches!(no.outcome, Outcome::Waiting(_)) {
-                ctx.event(&reference, EventType::Warning, no.reason, "ConnectStorage", no.message).await;
+                ctx.event(
+                    &reference,
+                    EventType::Warning,
+                    no.reason,
+                    "ConnectStorage",
+                    no.message,
+                )
+                .await;
             }
             return Ok(no.outcome);
         }
@@ -178,20 +261,62 @@ pub async fn reconcile(lake: &DataLake, ctx: &Context, status: &mut StatusBuilde
         match ensure_bucket(&st, want).await {
             Ok(report) => {
                 if report.created {
-                    ctx.metrics.storage_writes.get_or_create(&WriteLabels { what: "bucket".into() }).inc();
-                    ctx.event(&reference, EventType::Normal, "BucketCreated", "CreateBucket", format!("zone {}: created bucket {}", want.zone, want.name)).await;
+                    ctx.metrics
+                        .storage_writes
+                        .get_or_create(&WriteLabels {
+                            what: "bucket".into(),
+                        })
+                        .inc();
+                    ctx.event(
+                        &reference,
+                        EventType::Normal,
+                        "BucketCreated",
+                        "CreateBucket",
+                        format!("zone {}: created bucket {}", want.zone, want.name),
+                    )
+                    .await;
                 }
                 for what in &report.changed {
-                    ctx.metrics.storage_writes.get_or_create(&WriteLabels { what: (*what).into() }).inc();
+                    ctx.metrics
+                        .storage_writes
+                        .get_or_create(&WriteLabels {
+                            what: (*what).into(),
+                        })
+                        .inc();
                 }
                 if !report.changed.is_empty() {
-                    ctx.event(&reference, EventType::Normal, "BucketUpdated", "UpdateBucket", format!("zone {}: bucket {} updated: {}", want.zone, want.name, report.changed.join(", "))).await;
+                    ctx.event(
+                        &reference,
+                        EventType::Normal,
+                        "BucketUpdated",
+                        "UpdateBucket",
+                        format!(
+                            "zone {}: bucket {} updated: {}",
+                            want.zone,
+                            want.name,
+                            report.changed.join(", ")
+                        ),
+                    )
+                    .await;
                 }
-                zones.push(ZoneStatus { name: want.zone.clone(), bucket: want.name.clone(), ready: true, message: None });
+                zones.push(ZoneStatus {
+                    name: want.zone.clone(),
+                    bucket: want.name.clone(),
+                    ready: true,
+                    message: None,
+                });
             }
             Err(e) => {
-                zones.push(ZoneStatus { name: want.zone.clone(), bucket: want.name.clone(), ready: false, message: Some(e.to_string()) });
-                let unreachable = matches!(e, StorageError::AccessDenied { .. } | StorageError::EndpointUnreachable { .. });
+                zones.push(ZoneStatus {
+                    name: want.zone.clone(),
+                    bucket: want.name.clone(),
+                    ready: false,
+                    message: Some(e.to_string()),
+                });
+                let unreachable = matches!(
+                    e,
+                    StorageError::AccessDenied { .. } | StorageError::EndpointUnreachable { .. }
+                );
                 first_error.get_or_insert(e);
                 if unreachable {
                     break;
@@ -203,17 +328,37 @@ pub async fn reconcile(lake: &DataLake, ctx: &Context, status: &mut StatusBuilde
         return Ok(fail(lake, ctx, status, &e, zones).await);
     }
     status.zones(zones);
-    status.storage(true, "BucketsReady", format!("{} bucket(s) ready at {}", desired.len(), conn.endpoint));
+    status.storage(
+        true,
+        "BucketsReady",
+        format!("{} bucket(s) ready at {}", desired.len(), conn.endpoint),
+    );
     Ok(Outcome::Ready)
 }
 
-async fn fail(lake: &DataLake, ctx: &Context, status: &mut StatusBuilder, e: &StorageError, zones: Vec<ZoneStatus>) -> Outcome {
+async fn fail(
+    lake: &DataLake,
+    ctx: &Context,
+    status: &mut StatusBuilder,
+    e: &StorageError,
+    zones: Vec<ZoneStatus>,
+) -> Outcome {
     if !zones.is_empty() {
         status.zones(zones);
     }
     status.storage(false, e.reason(), e.to_string());
-    ctx.event(&lake.object_ref(&()), EventType::Warning, e.reason(), "ReconcileStorage", e.to_string()).await;
-    Outcome::Failed { reason: e.reason(), retry: !e.needs_spec_change() }
+    ctx.event(
+        &lake.object_ref(&()),
+        EventType::Warning,
+        e.reason(),
+        "ReconcileStorage",
+        e.to_string(),
+    )
+    .await;
+    Outcome::Failed {
+        reason: e.reason(),
+        retry: !e.needs_spec_change(),
+    }
 }
 
 /// Empty and delete every zone's bucket (deletionPolicy: Delete).
@@ -224,7 +369,9 @@ pub async fn delete_buckets(lake: &DataLake, ctx: &Context) -> Result<(), String
     };
     let st = Storage::connect(&conn).await.map_err(|e| e.to_string())?;
     for want in buckets::desired_buckets(lake) {
-        delete_bucket_and_contents(&st, &want.name).await.map_err(|e| e.to_string())?;
+        delete_bucket_and_contents(&st, &want.name)
+            .await
+            .map_err(|e| e.to_string())?;
         tracing::info!(datalake = %lake.name_any(), bucket = %want.name, "bucket deleted");
     }
     Ok(())
