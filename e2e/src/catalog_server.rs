@@ -30,9 +30,15 @@ impl CatalogServer {
         let jar = std::fs::read_dir(&lib)
             .with_context(|| format!("reading {}", lib.display()))?
             .filter_map(|e| e.ok().map(|e| e.path()))
-            .find(|p| p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with("iceberg-open-api-") && n.ends_with(".jar")))
+            .find(|p| {
+                p.file_name()
+                    .and_then(|n| n.to_str())
+                    .is_some_and(|n| n.starts_with("iceberg-open-api-") && n.ends_with(".jar"))
+            })
             .context("the Iceberg REST fixture jar is missing (run e2e/setup)")?;
-        let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")?
+            .local_addr()?
+            .port();
         let dir = env.cache.join("run").join("test-catalogs");
         std::fs::create_dir_all(&dir)?;
         let mut s = CatalogServer {
@@ -50,7 +56,10 @@ impl CatalogServer {
     }
 
     async fn spawn(&mut self) -> Result<()> {
-        let log = std::fs::OpenOptions::new().create(true).append(true).open(&self.log)?;
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log)?;
         let classpath = format!("{}:{}", self.launcher.display(), self.jar.display());
         let child = Command::new("java")
             .env_clear()
@@ -64,9 +73,22 @@ impl CatalogServer {
             .env("CATALOG_S3_ENDPOINT", &self.env.s3_endpoint)
             .env("CATALOG_S3_PATH__STYLE__ACCESS", "true")
             .env("CATALOG_REST_PORT", self.port.to_string())
-            .env("CATALOG_URI", format!("jdbc:sqlite:file:{}", self.db.display()))
-            .args(["-Xms32m", "-Xmx256m", "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1", "-Dlakeform.rest.host=127.0.0.1"])
-            .args(["-cp", &classpath, "org.apache.iceberg.rest.LakeformLoopbackCatalogServer"])
+            .env(
+                "CATALOG_URI",
+                format!("jdbc:sqlite:file:{}", self.db.display()),
+            )
+            .args([
+                "-Xms32m",
+                "-Xmx256m",
+                "-XX:+UseSerialGC",
+                "-XX:TieredStopAtLevel=1",
+                "-Dlakeform.rest.host=127.0.0.1",
+            ])
+            .args([
+                "-cp",
+                &classpath,
+                "org.apache.iceberg.rest.LakeformLoopbackCatalogServer",
+            ])
             .stdout(log.try_clone()?)
             .stderr(log)
             .spawn()
@@ -84,7 +106,11 @@ impl CatalogServer {
             }
             tokio::time::sleep(Duration::from_millis(250)).await;
         }
-        bail!("the test catalog did not answer on {} within 30s; log: {}", self.uri, self.log.display())
+        bail!(
+            "the test catalog did not answer on {} within 30s; log: {}",
+            self.uri,
+            self.log.display()
+        )
     }
 
     /// Stop the process (an outage).

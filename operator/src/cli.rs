@@ -24,6 +24,8 @@ enum Command {
         #[arg(long)]
         out: Option<PathBuf>,
     },
+    /// Crawl once: list, classify, infer, group and register tables; print the run report.
+    Crawl(lakeform_worker::crawl::CrawlArgs),
     /// Print the version.
     Version,
     /// Helpers for debugging Jobs and the test environment.
@@ -118,6 +120,9 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Run(args) => run_operator(args),
         Command::Crds { out } => crds(out),
+        Command::Crawl(args) => lakeform_worker::crawl::run_blocking(args)
+            .map(|_| ())
+            .map_err(anyhow::Error::from),
         Command::Version => {
             println!("lakeform {}", env!("CARGO_PKG_VERSION"));
             Ok(())

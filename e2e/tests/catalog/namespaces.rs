@@ -27,7 +27,11 @@ async fn pyiceberg_namespaces(ctx: &TestContext, uri: &str) -> Result<Namespaces
         .output()
         .await
         .context("running PyIceberg")?;
-    ensure!(out.status.success(), "PyIceberg failed: {}", String::from_utf8_lossy(&out.stderr));
+    ensure!(
+        out.status.success(),
+        "PyIceberg failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     Ok(serde_json::from_slice(&out.stdout)?)
 }
 
@@ -77,9 +81,17 @@ async fn external_catalog_namespaces_outage_and_secrets() -> Result<()> {
     ensure!(status.endpoints.as_ref().and_then(|e| e.catalog.clone()) == Some(server.uri.clone()));
 
     let seen = pyiceberg_namespaces(&ctx, &server.uri).await?;
-    let landing = seen.get("landing").context("namespace landing listed by PyIceberg")?;
-    ensure!(landing.get("comment").map(String::as_str) == Some("Files as they arrive."), "{landing:?}");
-    ensure!(landing.get("location") == Some(&format!("s3://{lake}-raw/landing")), "{landing:?}");
+    let landing = seen
+        .get("landing")
+        .context("namespace landing listed by PyIceberg")?;
+    ensure!(
+        landing.get("comment").map(String::as_str) == Some("Files as they arrive."),
+        "{landing:?}"
+    );
+    ensure!(
+        landing.get("location") == Some(&format!("s3://{lake}-raw/landing")),
+        "{landing:?}"
+    );
     let sales = seen.get("sales").context("namespace sales")?;
     ensure!(sales.get("team").map(String::as_str) == Some("finance"));
     ensure!(sales.get("location") == Some(&format!("s3://{lake}-curated/sales")));
@@ -87,61 +99,131 @@ async fn external_catalog_namespaces_outage_and_secrets() -> Result<()> {
 
     // Re-applying the same manifest changes nothing: no catalog write, no status write.
     let writes = op.metric_sum("lakeform_catalog_writes_total").await?;
-    let rv = ctx.api::<DataLake>().get(&lake).await?.metadata.resource_version;
+    let rv = ctx
+        .api::<DataLake>()
+        .get(&lake)
+        .await?
+        .metadata
+        .resource_version;
     apply(&ctx, &lake_yaml(&lake, &ctx, &server.uri, DATABASES)).await?;
     tokio::time::sleep(Duration::from_secs(5)).await;
-    ensure!(op.metric_sum("lakeform_catalog_writes_total").await? == writes, "re-apply wrote to the catalog");
-    ensure!(ctx.api::<DataLake>().get(&lake).await?.metadata.resource_version == rv, "re-apply rewrote the DataLake");
-    println!("re-apply: {writes} catalog writes before and after, DataLake resourceVersion unchanged");
+    ensure!(
+        op.metric_sum("lakeform_catalog_writes_total").await? == writes,
+        "re-apply wrote to the catalog"
+    );
+    ensure!(
+        ctx.api::<DataLake>()
+            .get(&lake)
+            .await?
+            .metadata
+            .resource_version
+            == rv,
+        "re-apply rewrote the DataLake"
+    );
+    println!(
+        "re-apply: {writes} catalog writes before and after, DataLake resourceVersion unchanged"
+    );
 
     // A property edited in the spec is updated; a removed key is removed.
     let edited = DATABASES.replace("{team: finance}", "{team: revenue}");
     apply(&ctx, &lake_yaml(&lake, &ctx, &server.uri, &edited)).await?;
-    crate::storage::common::eventually("property updated in the catalog", Duration::from_secs(30), || async {
-        pyiceberg_namespaces(&ctx, &server.uri)
-            .await
-            .ok()
-            .and_then(|n| n.get("sales").and_then(|p| p.get("team").cloned()))
-            == Some("revenue".to_string())
-    })
+    crate::storage::common::eventually(
+        "property updated in the catalog",
+        Duration::from_secs(30),
+        || async {
+            pyiceberg_namespaces(&ctx, &server.uri)
+                .await
+                .ok()
+                .and_then(|n| n.get("sales").and_then(|p| p.get("team").cloned()))
+                == Some("revenue".to_string())
+        },
+    )
     .await?;
 
     // Outage: the catalog stops → CatalogReady=False; it comes back → Ready, same operator.
     server.stop();
     let down = wait_condition(&ctx, &lake, "CatalogReady", "False", "CatalogUnreachable").await?;
-    ensure!(crate::storage::common::condition(&down, "Ready").map(|c| c.1) == Some("CatalogUnreachable".into()));
+    ensure!(
+        crate::storage::common::condition(&down, "Ready").map(|c| c.1)
+            == Some("CatalogUnreachable".into())
+    );
     let evs = events(&ctx, &lake).await?;
-    ensure!(evs.iter().any(|(t, r, _)| t == "Warning" && r == "CatalogUnreachable"), "{evs:?}");
+    ensure!(
+        evs.iter()
+            .any(|(t, r, _)| t == "Warning" && r == "CatalogUnreachable"),
+        "{evs:?}"
+    );
     server.restart().await?;
     wait_ready(&ctx, &lake).await?;
     op_alive(&op)?;
 
     // Removing a database with deletionPolicy Delete drops its (empty) namespace.
-    apply(&ctx, &lake_yaml(&lake, &ctx, &server.uri, "      - name: landing\n        zone: raw\n")).await?;
-    crate::storage::common::eventually("namespace sales dropped", Duration::from_secs(30), || async {
-        pyiceberg_namespaces(&ctx, &server.uri).await.is_ok_and(|n| !n.contains_key("sales") && n.contains_key("landing"))
-    })
+    apply(
+        &ctx,
+        &lake_yaml(
+            &lake,
+            &ctx,
+            &server.uri,
+            "      - name: landing\n        zone: raw\n",
+        ),
+    )
+    .await?;
+    crate::storage::common::eventually(
+        "namespace sales dropped",
+        Duration::from_secs(30),
+        || async {
+            pyiceberg_namespaces(&ctx, &server.uri)
+                .await
+                .is_ok_and(|n| !n.contains_key("sales") && n.contains_key("landing"))
+        },
+    )
     .await?;
 
     // No secret value in status, events, ConfigMaps or the operator's log.
     let secret_value = ctx.env.s3_secret_key.clone();
     let status = serde_json::to_string(&ctx.api::<DataLake>().get(&lake).await?.status)?;
     let evs = format!("{:?}", events(&ctx, &lake).await?);
-    let cms = serde_json::to_string(&ctx.api::<ConfigMap>().list(&ListParams::default()).await?.items)?;
+    let cms = serde_json::to_string(
+        &ctx.api::<ConfigMap>()
+            .list(&ListParams::default())
+            .await?
+            .items,
+    )?;
     let log = std::fs::read_to_string(&op.log).unwrap_or_default();
-    for (what, text) in [("status", &status), ("events", &evs), ("ConfigMaps", &cms), ("operator log", &log)] {
-        ensure!(!text.contains(&secret_value), "the S3 secret key appears in {what}");
+    for (what, text) in [
+        ("status", &status),
+        ("events", &evs),
+        ("ConfigMaps", &cms),
+        ("operator log", &log),
+    ] {
+        ensure!(
+            !text.contains(&secret_value),
+            "the S3 secret key appears in {what}"
+        );
     }
-    println!("checked status ({} B), events ({} B), ConfigMaps ({} B) and the operator log ({} B): no secret value", status.len(), evs.len(), cms.len(), log.len());
+    println!(
+        "checked status ({} B), events ({} B), ConfigMaps ({} B) and the operator log ({} B): no secret value",
+        status.len(),
+        evs.len(),
+        cms.len(),
+        log.len()
+    );
 
     delete_lake(&ctx, &lake).await?;
     let left = pyiceberg_namespaces(&ctx, &server.uri).await?;
-    ensure!(!left.contains_key("landing"), "deletionPolicy Delete drops the lake's empty namespaces: {left:?}");
+    ensure!(
+        !left.contains_key("landing"),
+        "deletionPolicy Delete drops the lake's empty namespaces: {left:?}"
+    );
     Ok(())
 }
 
 fn op_alive(op: &Operator) -> Result<()> {
     let text = std::fs::read_to_string(&op.log).unwrap_or_default();
-    ensure!(!text.contains("panicked"), "operator panicked; log: {}", op.log.display());
+    ensure!(
+        !text.contains("panicked"),
+        "operator panicked; log: {}",
+        op.log.display()
+    );
     Ok(())
 }

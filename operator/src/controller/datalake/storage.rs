@@ -124,11 +124,10 @@ async fn managed_connection(
     let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), ns);
     let secret_name = minio::secret_name(lake);
     if secrets.get_opt(&secret_name).await?.is_none() {
-        let token = |n| {
-            random_token(n)
-                .map_err(|e| Error::Internal(format!("no randomness for credentials: {e}")))
-        };
-        let secret = minio::secret(lake, &format!("lakeform-{}", token(8)?), &token(40)?);
+        let no_randomness = |e| Error::Internal(format!("no randomness for credentials: {e}"));
+        let user = random_token(8).map_err(no_randomness)?;
+        let password = random_token(40).map_err(no_randomness)?;
+        let secret = minio::secret(lake, &format!("lakeform-{user}"), &password);
         match secrets.create(&PostParams::default(), &secret).await {
             Ok(_) => {
                 ctx.event(

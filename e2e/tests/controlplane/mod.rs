@@ -1,0 +1,8 @@
+//! The local control plane itself: the real Job, CronJob and garbage-collector controllers with
+//! the pod runner as kubelet, and the API server's validation of our CRDs.
+
+mod common;
+mod gc;
+mod invalid;
+mod jobs;
+mod lake_io;

@@ -1,0 +1,8 @@
+//! The e2e suite, one test binary against the environment `e2e/up` starts (see `e2e/run`).
+//! Every test works in its own namespace; `cargo test --test e2e -- controlplane` selects the
+//! control-plane tests.
+
+mod catalog;
+mod controlplane;
+mod crawler;
+mod storage;
