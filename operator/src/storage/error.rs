@@ -138,3 +138,24 @@ impl StorageError {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_map_to_condition_reasons() {
+        let e =
+            |code: &str| StorageError::from_code("Op", Some("b"), "http://s3", code, "m".into());
+        assert_eq!(e("AccessDenied").reason(), "AccessDenied");
+        assert_eq!(e("InvalidAccessKeyId").reason(), "AccessDenied");
+        assert_eq!(e("SignatureDoesNotMatch").reason(), "AccessDenied");
+        assert_eq!(e("BucketAlreadyExists").reason(), "BucketConflict");
+        assert!(e("BucketAlreadyExists").needs_spec_change());
+        assert_eq!(e("XMinioAdminTierNotFound").reason(), "TierNotFound");
+        let other = e("SlowDown");
+        assert_eq!(other.reason(), "StorageError");
+        assert!(!other.needs_spec_change());
+        assert!(other.to_string().contains("SlowDown: m"), "{other}");
+    }
+}

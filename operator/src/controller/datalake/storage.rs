@@ -375,3 +375,38 @@ pub async fn delete_buckets(lake: &DataLake, ctx: &Context) -> Result<(), String
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn failed(reason: &'static str, retry: bool) -> Outcome {
+        Outcome::Failed { reason, retry }
+    }
+
+    #[test]
+    fn outcomes_combine_worst_first() {
+        let s = Duration::from_secs;
+        assert!(matches!(Outcome::Ready.and(Outcome::Ready), Outcome::Ready));
+        assert!(
+            matches!(Outcome::Ready.and(Outcome::Waiting(s(5))), Outcome::Waiting(d) if d == s(5))
+        );
+        assert!(
+            matches!(Outcome::Waiting(s(9)).and(Outcome::Waiting(s(5))), Outcome::Waiting(d) if d == s(5))
+        );
+        assert!(matches!(
+            Outcome::Waiting(s(1)).and(failed("X", false)),
+            Outcome::Failed {
+                reason: "X",
+                retry: false
+            }
+        ));
+        assert!(matches!(
+            failed("A", false).and(failed("B", true)),
+            Outcome::Failed {
+                reason: "A",
+                retry: true
+            }
+        ));
+    }
+}
