@@ -95,10 +95,13 @@ stamp_write() {
 # ------------------------------------------------------------------------------------ ports
 
 # port_is_free PORT: nothing listens on 127.0.0.1:PORT (or any address) right now.
+# SO_REUSEADDR as the servers themselves use it: TIME_WAIT leftovers of a component that was
+# just stopped must not count as "in use" (or every restart would move it to a new port).
 port_is_free() {
   python3 - "$1" <<'EOF'
 import socket, sys
 s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
 try:
     s.bind(("127.0.0.1", int(sys.argv[1])))
 except OSError:

@@ -4,6 +4,8 @@
 //! Nothing here holds a secret value: credentials are named (Secret name and keys), and pods
 //! read them through `secretKeyRef`.
 
+#![allow(dead_code)] // the controller's catalog and query-engine stages wire these builders
+
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::{ConfigMap, EnvVar, EnvVarSource, SecretKeySelector};
@@ -256,7 +258,10 @@ pub(crate) mod tests {
             "  storage:\n    managed: {}\n  zones: [{name: raw}]\n  catalog:\n    managed: {}\n",
         );
         let ep = LakeEndpoints::for_lake(&l);
-        assert_eq!(ep.s3_endpoint, "http://sales-minio.team.svc.cluster.local:9000");
+        assert_eq!(
+            ep.s3_endpoint,
+            "http://sales-minio.team.svc.cluster.local:9000"
+        );
         assert_eq!(ep.credentials.secret_name, "sales-minio-root");
         assert_eq!(
             ep.catalog_uri.as_deref(),

@@ -37,9 +37,9 @@ use k8s_openapi::api::apps::v1::{
 use k8s_openapi::api::batch::v1::{Job, JobSpec};
 use k8s_openapi::api::core::v1::{
     Capabilities, Container, ContainerPort, EnvVar, ExecAction, HTTPGetAction,
-    PersistentVolumeClaim, PersistentVolumeClaimSpec, PodSecurityContext, PodSpec,
-    PodTemplateSpec, Probe, SeccompProfile, Secret, SecurityContext, Service, ServicePort,
-    ServiceSpec, VolumeMount, VolumeResourceRequirements,
+    PersistentVolumeClaim, PersistentVolumeClaimSpec, PodSecurityContext, PodSpec, PodTemplateSpec,
+    Probe, SeccompProfile, Secret, SecurityContext, Service, ServicePort, ServiceSpec, VolumeMount,
+    VolumeResourceRequirements,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
@@ -649,14 +649,12 @@ mod tests {
         assert_eq!(pod_labels["app.kubernetes.io/component"], "catalog");
         let pod = spec.template.spec.as_ref().expect("pod");
         let c = &pod.containers[0];
-        assert_eq!(c.image.as_deref(), Some("quay.io/lakekeeper/catalog:v0.9.5"));
+        assert_eq!(
+            c.image.as_deref(),
+            Some("quay.io/lakekeeper/catalog:v0.9.5")
+        );
         assert_eq!(c.args.as_deref(), Some(&["serve".to_string()][..]));
-        let ports: Vec<i32> = c
-            .ports
-            .iter()
-            .flatten()
-            .map(|p| p.container_port)
-            .collect();
+        let ports: Vec<i32> = c.ports.iter().flatten().map(|p| p.container_port).collect();
         assert_eq!(ports, [8181, 9000]);
         assert_eq!(
             c.readiness_probe
@@ -738,7 +736,11 @@ mod tests {
             image: "quay.io/lakekeeper/catalog:v0.9.6".into(),
             ..spec
         };
-        assert_ne!(migrate_job_name(&l, &newer), job_name, "re-run on new image");
+        assert_ne!(
+            migrate_job_name(&l, &newer),
+            job_name,
+            "re-run on new image"
+        );
     }
 
     #[test]
@@ -782,7 +784,9 @@ mod tests {
         assert!(sel.iter().all(|(k, v)| pod_labels.get(k) == Some(v)));
 
         // Defaults apply when `database` is omitted.
-        let bare = lake("  storage:\n    managed: {}\n  zones: [{name: raw}]\n  catalog:\n    managed: {}\n");
+        let bare = lake(
+            "  storage:\n    managed: {}\n  zones: [{name: raw}]\n  catalog:\n    managed: {}\n",
+        );
         let pg = managed_postgres(managed(&bare)).expect("defaults");
         assert_eq!(pg.volume_size.0, "5Gi");
     }
@@ -817,10 +821,7 @@ mod tests {
         assert_eq!(s.metadata.name.as_deref(), Some("sales-lakekeeper-pg"));
         assert_eq!(s.string_data.as_ref().expect("data")["password"], password);
         let e = encryption_secret(&l, key);
-        assert_eq!(
-            e.string_data.as_ref().expect("data")["encryptionKey"],
-            key
-        );
+        assert_eq!(e.string_data.as_ref().expect("data")["encryptionKey"], key);
         let pg = managed_postgres(spec).expect("pg");
         let others = [
             serde_yaml::to_string(&deployment(&l, spec).expect("deployment")),
@@ -863,7 +864,10 @@ mod tests {
         assert_eq!(p["type"], "s3");
         assert_eq!(p["bucket"], "sales-raw");
         assert_eq!(p["key-prefix"], "warehouse");
-        assert_eq!(p["endpoint"], "http://sales-minio.team.svc.cluster.local:9000");
+        assert_eq!(
+            p["endpoint"],
+            "http://sales-minio.team.svc.cluster.local:9000"
+        );
         assert_eq!(p["region"], "us-east-1");
         assert_eq!(p["path-style-access"], true);
         assert_eq!(p["flavor"], "s3-compat");

@@ -13,6 +13,7 @@ use super::super::metrics::WriteLabels;
 use super::Error;
 use super::status::StatusBuilder;
 use super::storage::Outcome;
+use crate::build::lakekeeper;
 use crate::catalog::{
     Catalog, CatalogError, OAuth2, OWNER_PROPERTY, property_diff, with_managed_keys,
 };
@@ -93,10 +94,19 @@ async fn connect(
     catalog: &CatalogSpec,
 ) -> Result<Result<Catalog, (&'static str, String)>, Error> {
     let Some(ext) = &catalog.external else {
-        return Ok(Err((
-            "ManagedCatalogNotReady",
-            "the managed catalog (Lakekeeper) is not running yet".to_string(),
-        )));
+        let Some(managed) = &catalog.managed else {
+            return Err(Error::Internal(
+                "catalog has neither managed nor external".into(),
+            ));
+        };
+        if let Err(e) = super::managed_catalog::ensure(lake, ctx, managed).await? {
+            return Ok(Err(e));
+        }
+        let uri = crate::build::lakekeeper::catalog_uri(lake);
+        let warehouse = crate::build::lakekeeper::warehouse_name(lake);
+        return Ok(Catalog::connect(&uri, Some(&warehouse), None)
+            .await
+            .map_err(|e| (e.reason(), e.to_string())));
     };
     let oauth = match oauth(lake, ctx, catalog).await? {
         Ok(o) => o,
@@ -118,13 +128,27 @@ pub async fn reconcile(
         return Ok(Outcome::Ready);
     };
     let reference = lake.object_ref(&());
-    if let Some(ext) = &catalog.external {
-        status.catalog_endpoint(&ext.uri);
+    match &catalog.external {
+        Some(ext) => {
+            status.catalog_endpoint(&ext.uri);
+            let components = [
+                lakekeeper::COMPONENT,
+                lakekeeper::MIGRATE_COMPONENT,
+                lakekeeper::DB_COMPONENT,
+            ];
+            for component in components {
+                super::objects::prune(lake, ctx, component, &[]).await?;
+            }
+        }
+        None => status.catalog_endpoint(&lakekeeper::catalog_uri(lake)),
     }
     let client = match connect(lake, ctx, catalog).await? {
         Ok(c) => c,
         Err((reason, message)) => {
             status.catalog(false, reason, message.clone());
+            if reason == "CatalogStarting" {
+                return Ok(Outcome::Waiting(super::STARTING_RECHECK));
+            }
             ctx.event(
                 &reference,
                 EventType::Warning,
@@ -135,7 +159,7 @@ pub async fn reconcile(
             .await;
             return Ok(Outcome::Failed {
                 reason,
-                retry: true,
+                retry: reason != "InvalidSpec",
             });
         }
     };

@@ -4,6 +4,9 @@
 //! StatefulSet or an external endpoint, and buckets with their settings.
 
 mod catalog;
+mod managed_catalog;
+mod objects;
+mod query;
 mod status;
 mod storage;
 
@@ -11,8 +14,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::StreamExt;
-use k8s_openapi::api::apps::v1::StatefulSet;
-use k8s_openapi::api::core::v1::{Secret, Service};
+use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
+use k8s_openapi::api::core::v1::{ConfigMap, Secret, Service};
 use kube::api::ListParams;
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::events::EventType;
@@ -24,6 +27,7 @@ use lakeform_api::datalake::{DataLake, DeletionPolicy};
 use lakeform_api::validate::validate_datalake;
 
 use super::context::Context;
+use crate::build::connection::{self, LakeEndpoints};
 use status::StatusBuilder;
 
 /// Finalizer guarding data outside Kubernetes (buckets, catalog entries).
@@ -101,7 +105,10 @@ async fn apply(lake: &DataLake, ctx: &Context) -> Result<Action, Error> {
     }
     let storage = storage::reconcile(lake, ctx, &mut status).await?;
     let catalog = catalog::reconcile(lake, ctx, &mut status).await?;
-    let outcome = storage.and(catalog);
+    let endpoints = LakeEndpoints::for_lake(lake);
+    let query = query::reconcile(lake, ctx, &mut status, &endpoints).await?;
+    apply_connection_info(lake, ctx, &mut status, &endpoints).await?;
+    let outcome = storage.and(catalog).and(query);
     status.write(lake, ctx).await?;
     let k = key(lake);
     match outcome {
@@ -123,6 +130,19 @@ async fn apply(lake: &DataLake, ctx: &Context) -> Result<Action, Error> {
             }
         }
     }
+}
+
+/// The connection-info ConfigMap (endpoints and bucket names, never credentials) that other
+/// workloads can mount.
+async fn apply_connection_info(
+    lake: &DataLake,
+    ctx: &Context,
+    status: &mut StatusBuilder,
+    endpoints: &LakeEndpoints,
+) -> Result<(), Error> {
+    super::apply::apply(&ctx.client, connection::config_map(lake, endpoints)).await?;
+    status.connection_config_map(&connection::name(lake));
+    Ok(())
 }
 
 /// The DataLake is being deleted: with `deletionPolicy: Delete` empty and remove its buckets;
@@ -190,6 +210,17 @@ fn lakes_using_secret(lakes: &[Arc<DataLake>], secret: &Secret) -> Vec<ObjectRef
         .collect()
 }
 
+/// An `Api` for one namespace, or all.
+fn scoped<K>(client: &kube::Client, namespace: &Option<String>) -> Api<K>
+where
+    K: Resource<DynamicType = (), Scope = kube::core::NamespaceResourceScope>,
+{
+    match namespace {
+        Some(ns) => Api::namespaced(client.clone(), ns),
+        None => Api::all(client.clone()),
+    }
+}
+
 /// Run the DataLake controller until `shutdown` resolves.
 pub async fn run(
     ctx: Arc<Context>,
@@ -197,40 +228,23 @@ pub async fn run(
     shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
 ) {
     let client = ctx.client.clone();
-    let api = |c: &kube::Client| -> Api<DataLake> {
-        match &namespace {
-            Some(ns) => Api::namespaced(c.clone(), ns),
-            None => Api::all(c.clone()),
-        }
-    };
-    let scoped = |c: &kube::Client| -> (Api<StatefulSet>, Api<Service>, Api<Secret>) {
-        match &namespace {
-            Some(ns) => (
-                Api::namespaced(c.clone(), ns),
-                Api::namespaced(c.clone(), ns),
-                Api::namespaced(c.clone(), ns),
-            ),
-            None => (
-                Api::all(c.clone()),
-                Api::all(c.clone()),
-                Api::all(c.clone()),
-            ),
-        }
-    };
-    let lakes = api(&client);
+    let lakes = scoped::<DataLake>(&client, &namespace);
     if let Err(e) = lakes.list(&ListParams::default().limit(1)).await {
         tracing::error!(error = %e, "DataLake CRD is not queryable; is crds/ installed?");
     }
-    let (sts, svc, secrets) = scoped(&client);
     let managed = watcher::Config::default().labels("app.kubernetes.io/managed-by=lakeform");
     let controller = Controller::new(lakes, watcher::Config::default());
     let store = controller.store();
     controller
-        .owns(sts, managed.clone())
-        .owns(svc, managed)
-        .watches(secrets, watcher::Config::default(), move |secret| {
-            lakes_using_secret(&store.state(), &secret)
-        })
+        .owns(scoped::<StatefulSet>(&client, &namespace), managed.clone())
+        .owns(scoped::<Deployment>(&client, &namespace), managed.clone())
+        .owns(scoped::<Service>(&client, &namespace), managed.clone())
+        .owns(scoped::<ConfigMap>(&client, &namespace), managed)
+        .watches(
+            scoped::<Secret>(&client, &namespace),
+            watcher::Config::default(),
+            move |secret| lakes_using_secret(&store.state(), &secret),
+        )
         .graceful_shutdown_on(shutdown)
         .run(reconcile, error_policy, ctx)
         .for_each(|res| async move {

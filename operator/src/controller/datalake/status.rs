@@ -16,6 +16,8 @@ use super::super::context::Context;
 pub const STORAGE_READY: &str = "StorageReady";
 /// Condition type of the catalog component.
 pub const CATALOG_READY: &str = "CatalogReady";
+/// Condition type of the query engine component.
+pub const QUERY_ENGINE_READY: &str = "QueryEngineReady";
 
 /// Accumulates the new status during a reconcile.
 pub struct StatusBuilder {
@@ -65,6 +67,26 @@ impl StatusBuilder {
             .catalog = Some(uri.to_string());
     }
 
+    /// Query engine verdict.
+    pub fn query_engine(&mut self, ok: bool, reason: &str, message: String) {
+        self.set(QUERY_ENGINE_READY, ok, reason, message);
+    }
+
+    /// The Trino URI clients use.
+    pub fn trino_endpoint(&mut self, uri: &str) {
+        self.status
+            .endpoints
+            .get_or_insert_with(Endpoints::default)
+            .trino = Some(uri.to_string());
+    }
+
+    /// The connection-info ConfigMap.
+    pub fn connection_config_map(&mut self, name: &str) {
+        self.status.connection_config_map = Some(lakeform_api::common::LocalRef {
+            name: name.to_string(),
+        });
+    }
+
     /// The S3 endpoint clients use.
     pub fn s3_endpoint(&mut self, endpoint: &str) {
         self.status
@@ -106,6 +128,21 @@ impl StatusBuilder {
             self.status.conditions.retain(|c| c.type_ != CATALOG_READY);
             if let Some(e) = self.status.endpoints.as_mut() {
                 e.catalog = None;
+            }
+        }
+        if lake
+            .spec
+            .query_engine
+            .as_ref()
+            .is_some_and(|q| q.trino.is_some())
+        {
+            components.push(QUERY_ENGINE_READY);
+        } else {
+            self.status
+                .conditions
+                .retain(|c| c.type_ != QUERY_ENGINE_READY);
+            if let Some(e) = self.status.endpoints.as_mut() {
+                e.trino = None;
             }
         }
         let failing = components

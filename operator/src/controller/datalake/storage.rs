@@ -5,7 +5,6 @@ use std::time::Duration;
 
 use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::core::v1::Secret;
-use kube::api::PostParams;
 use kube::runtime::events::EventType;
 use kube::{Api, Resource, ResourceExt};
 use lakeform_api::datalake::{DataLake, ZoneStatus};
@@ -14,7 +13,7 @@ use super::super::apply::apply;
 use super::super::context::Context;
 use super::super::metrics::WriteLabels;
 use super::status::StatusBuilder;
-use super::{Error, STARTING_RECHECK};
+use super::{Error, STARTING_RECHECK, objects};
 use crate::build::{buckets, minio};
 use crate::storage::{
     S3Connection, Storage, StorageError, delete_bucket_and_contents, ensure_bucket,
@@ -49,9 +48,9 @@ impl Outcome {
 }
 
 /// Why no connection could be made.
-struct NoConnection {
-    reason: &'static str,
-    message: String,
+pub(super) struct NoConnection {
+    pub(super) reason: &'static str,
+    pub(super) message: String,
     outcome: Outcome,
 }
 
@@ -66,18 +65,8 @@ fn secret_value(secret: &Secret, key: &str) -> Option<String> {
         .cloned()
 }
 
-fn random_token(len: usize) -> Result<String, getrandom::Error> {
-    const ALPHABET: &[u8] = b"abcdefghijkmnopqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789";
-    let mut bytes = vec![0u8; len];
-    getrandom::fill(&mut bytes)?;
-    Ok(bytes
-        .iter()
-        .map(|b| ALPHABET[usize::from(*b) % ALPHABET.len()] as char)
-        .collect())
-}
-
 /// Read the credentials of `secret_name` from `keys`.
-async fn credentials(
+pub(super) async fn credentials(
     ctx: &Context,
     ns: &str,
     secret_name: &str,
@@ -121,28 +110,16 @@ async fn managed_connection(
     let Some(spec) = lake.spec.storage.managed.as_ref() else {
         return Err(Error::Internal("managed storage expected".into()));
     };
-    let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), ns);
     let secret_name = minio::secret_name(lake);
-    if secrets.get_opt(&secret_name).await?.is_none() {
-        let no_randomness = |e| Error::Internal(format!("no randomness for credentials: {e}"));
-        let user = random_token(8).map_err(no_randomness)?;
-        let password = random_token(40).map_err(no_randomness)?;
-        let secret = minio::secret(lake, &format!("lakeform-{user}"), &password);
-        match secrets.create(&PostParams::default(), &secret).await {
-            Ok(_) => {
-                ctx.event(
-                    &lake.object_ref(&()),
-                    EventType::Normal,
-                    "CredentialsCreated",
-                    "Create",
-                    format!("generated MinIO root credentials in Secret {secret_name}"),
-                )
-                .await;
-            }
-            Err(kube::Error::Api(s)) if s.code == 409 => {}
-            Err(e) => return Err(e.into()),
-        }
-    }
+    objects::create_once(lake, ctx, &secret_name, || {
+        let user = objects::random_token(8)?;
+        Ok(minio::secret(
+            lake,
+            &format!("lakeform-{user}"),
+            &objects::random_token(40)?,
+        ))
+    })
+    .await?;
     for svc in minio::services(lake) {
         apply(&ctx.client, svc).await?;
     }
