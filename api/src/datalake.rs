@@ -360,7 +360,7 @@ pub struct CatalogDatabase {
 }
 
 /// A PostgreSQL StatefulSet for the catalog.
-#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ManagedPostgres {
     /// PostgreSQL container image.
@@ -376,6 +376,18 @@ pub struct ManagedPostgres {
     /// CPU and memory of the database.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resources: Option<ResourceRequirements>,
+}
+
+impl Default for ManagedPostgres {
+    /// The same values as the serde defaults of an empty `managed: {}`.
+    fn default() -> Self {
+        ManagedPostgres {
+            image: default_postgres_image(),
+            volume_size: default_pg_volume_size(),
+            storage_class: None,
+            resources: None,
+        }
+    }
 }
 
 fn default_postgres_image() -> String {

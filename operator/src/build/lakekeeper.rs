@@ -526,10 +526,7 @@ pub fn managed_postgres(spec: &ManagedCatalog) -> Option<ManagedPostgres> {
     if spec.database.existing.is_some() {
         return None;
     }
-    Some(spec.database.managed.clone().unwrap_or_else(|| {
-        // Same defaults as the API's serde defaults for `ManagedPostgres`.
-        serde_json::from_value(json!({})).expect("ManagedPostgres has defaults for every field")
-    }))
+    Some(spec.database.managed.clone().unwrap_or_default())
 }
 
 /// Body of `POST /management/v1/bootstrap`: accept the terms of use and make the caller (the

@@ -443,7 +443,7 @@ pub fn render(
         );
         files.insert(
             "resource-groups.json".into(),
-            serde_json::to_string_pretty(&groups).expect("JSON values serialize"),
+            format!("{groups:#}"),
         );
         let session = session_properties(&engine.workgroups)?;
         if session.as_array().is_some_and(|rules| !rules.is_empty()) {
@@ -465,7 +465,7 @@ pub fn render(
             );
             files.insert(
                 "session-property-config.json".into(),
-                serde_json::to_string_pretty(&session).expect("JSON values serialize"),
+                format!("{session:#}"),
             );
         }
     }
