@@ -37,15 +37,27 @@ pub const FINALIZER: &str = "lakeform.dev/data";
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     #[error("{0}")]
-    Kube(#[from] kube::Error),
+    Kube(Box<kube::Error>),
     #[error("{0}")]
-    Apply(#[from] super::apply::ApplyError),
+    Apply(Box<super::apply::ApplyError>),
     #[error("DataLake has no namespace")]
     NoNamespace,
     #[error("deleting storage of the DataLake: {0}")]
     Cleanup(String),
     #[error("{0}")]
     Internal(String),
+}
+
+impl From<kube::Error> for Error {
+    fn from(e: kube::Error) -> Self {
+        Error::Kube(Box::new(e))
+    }
+}
+
+impl From<super::apply::ApplyError> for Error {
+    fn from(e: super::apply::ApplyError) -> Self {
+        Error::Apply(Box::new(e))
+    }
 }
 
 fn key(lake: &DataLake) -> String {
