@@ -68,6 +68,7 @@ fn input(env: &Env, bucket: &str, database: &str) -> Result<CrawlInput> {
             uri: env.catalog_uri.clone(),
             warehouse: Some(env.catalog_warehouse.clone()),
         },
+        only_keys: None,
     })
 }
 

@@ -88,6 +88,7 @@ async fn crawler_run_for_a_crawler_object_writes_its_status() -> Result<()> {
             lake_file: None,
             job_name: Some("corpus-crawl-1".into()),
             dry_run: false,
+            keys: None,
         };
         let outcome = run(args).await.context("crawl of the Crawler object")?;
         ensure!(outcome.run.tables_created == 3, "{:?}", outcome.run);

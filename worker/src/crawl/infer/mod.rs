@@ -1,0 +1,7 @@
+//! Schema inference per format, over bytes (no I/O here).
+
+pub mod avro;
+pub mod csv;
+pub mod json;
+pub mod log;
+pub mod parquet;

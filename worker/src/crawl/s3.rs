@@ -1,0 +1,165 @@
+//! S3 access through the AWS SDK (path-style for MinIO), counting requests and bytes read.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use aws_sdk_s3::config::{BehaviorVersion, Credentials, Region};
+use aws_sdk_s3::error::DisplayErrorContext;
+use aws_smithy_http_client::tls::{self, rustls_provider::CryptoMode};
+use bytes::Bytes;
+
+use crate::crawl::error::{CrawlError, ObjectFailure};
+use crate::crawl::model::ObjectMeta;
+
+/// Where the lake's objects are and how to sign for them. Never printed.
+#[derive(Clone)]
+pub struct S3Conn {
+    pub endpoint: String,
+    pub region: String,
+    pub path_style: bool,
+    pub access_key: String,
+    pub secret_key: String,
+}
+
+impl std::fmt::Debug for S3Conn {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("S3Conn")
+            .field("endpoint", &self.endpoint)
+            .field("region", &self.region)
+            .field("path_style", &self.path_style)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Request counters of a run.
+#[derive(Debug, Default)]
+pub struct Counters {
+    pub lists: AtomicU64,
+    pub gets: AtomicU64,
+    pub bytes_read: AtomicU64,
+}
+
+impl Counters {
+    pub fn gets(&self) -> u64 {
+        self.gets.load(Ordering::Relaxed)
+    }
+    pub fn bytes(&self) -> u64 {
+        self.bytes_read.load(Ordering::Relaxed)
+    }
+    pub fn lists(&self) -> u64 {
+        self.lists.load(Ordering::Relaxed)
+    }
+}
+
+/// An S3 client with counters.
+pub struct Store {
+    client: aws_sdk_s3::Client,
+    pub counters: Counters,
+}
+
+impl Store {
+    pub fn new(conn: &S3Conn) -> Store {
+        let http = aws_smithy_http_client::Builder::new()
+            .tls_provider(tls::Provider::Rustls(CryptoMode::Ring))
+            .build_https();
+        let config = aws_sdk_s3::Config::builder()
+            .behavior_version(BehaviorVersion::latest())
+            .region(Region::new(conn.region.clone()))
+            .endpoint_url(&conn.endpoint)
+            .force_path_style(conn.path_style)
+            .credentials_provider(Credentials::new(
+                &conn.access_key,
+                &conn.secret_key,
+                None,
+                None,
+                "lakeform-crawler",
+            ))
+            .http_client(http)
+            .build();
+        Store {
+            client: aws_sdk_s3::Client::from_conf(config),
+            counters: Counters::default(),
+        }
+    }
+
+    /// Every object under `prefix` (LIST requests only).
+    pub async fn list(&self, bucket: &str, prefix: &str) -> Result<Vec<ObjectMeta>, CrawlError> {
+        let mut out = Vec::new();
+        let mut pages = self
+            .client
+            .list_objects_v2()
+            .bucket(bucket)
+            .prefix(prefix)
+            .into_paginator()
+            .send();
+        while let Some(page) = pages.next().await {
+            self.counters.lists.fetch_add(1, Ordering::Relaxed);
+            let page = page.map_err(|e| CrawlError::List {
+                bucket: bucket.into(),
+                prefix: prefix.into(),
+                message: DisplayErrorContext(&e).to_string(),
+            })?;
+            for obj in page.contents() {
+                if let Some(key) = obj.key() {
+                    out.push(ObjectMeta {
+                        key: key.to_string(),
+                        size: obj.size().unwrap_or_default().max(0) as u64,
+                        etag: obj
+                            .e_tag()
+                            .unwrap_or_default()
+                            .trim_matches('"')
+                            .to_string(),
+                    });
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Bytes `[start, end)` of an object (one GET).
+    pub async fn get_range(
+        &self,
+        bucket: &str,
+        key: &str,
+        start: u64,
+        end: u64,
+    ) -> Result<Bytes, ObjectFailure> {
+        if end <= start {
+            return Ok(Bytes::new());
+        }
+        self.get(bucket, key, Some(format!("bytes={start}-{}", end - 1)))
+            .await
+    }
+
+    /// The whole object (one GET).
+    pub async fn get_all(&self, bucket: &str, key: &str) -> Result<Bytes, ObjectFailure> {
+        self.get(bucket, key, None).await
+    }
+
+    async fn get(
+        &self,
+        bucket: &str,
+        key: &str,
+        range: Option<String>,
+    ) -> Result<Bytes, ObjectFailure> {
+        self.counters.gets.fetch_add(1, Ordering::Relaxed);
+        let out = self
+            .client
+            .get_object()
+            .bucket(bucket)
+            .key(key)
+            .set_range(range)
+            .send()
+            .await
+            .map_err(|e| ObjectFailure::Read(DisplayErrorContext(&e).to_string()))?;
+        let body = out
+            .body
+            .collect()
+            .await
+            .map_err(|e| ObjectFailure::Read(e.to_string()))?
+            .into_bytes();
+        self.counters
+            .bytes_read
+            .fetch_add(body.len() as u64, Ordering::Relaxed);
+        Ok(body)
+    }
+}
