@@ -5,4 +5,5 @@
 mod catalog;
 mod controlplane;
 mod crawler;
+mod crawler_controller;
 mod storage;

@@ -26,6 +26,11 @@ enum Command {
     },
     /// Crawl once: list, classify, infer, group and register tables; print the run report.
     Crawl(lakeform_worker::crawl::CrawlArgs),
+    /// Work with Crawler objects.
+    Crawler {
+        #[command(subcommand)]
+        command: CrawlerCommand,
+    },
     /// Print the version.
     Version,
     /// Helpers for debugging Jobs and the test environment.
@@ -34,6 +39,27 @@ enum Command {
         #[command(subcommand)]
         command: DebugCommand,
     },
+}
+
+#[derive(Subcommand, Debug)]
+enum CrawlerCommand {
+    /// Start a crawl now: annotate the Crawler `lakeform.dev/run=<token>`; the operator starts
+    /// one Job per token.
+    Run(CrawlerRunArgs),
+}
+
+/// Arguments of `lakeform crawler run`.
+#[derive(clap::Args, Debug)]
+struct CrawlerRunArgs {
+    /// The Crawler, as `<namespace>/<name>`.
+    #[arg(value_name = "NAMESPACE/NAME")]
+    crawler: String,
+    /// Token of the run (default: the current time). Reusing a token starts nothing.
+    #[arg(long)]
+    token: Option<String>,
+    /// Kubeconfig file. Default: in-cluster configuration, or `KUBECONFIG`.
+    #[arg(long, env = "KUBECONFIG")]
+    kubeconfig: Option<PathBuf>,
 }
 
 #[derive(Subcommand, Debug)]
@@ -75,7 +101,13 @@ struct RunArgs {
     /// Log format.
     #[arg(long, default_value = "text", value_parser = ["text", "json"])]
     log_format: String,
+    /// Image of the Jobs that run crawls (it must hold the `lakeform` binary).
+    #[arg(long, env = "LAKEFORM_WORKER_IMAGE", default_value = DEFAULT_WORKER_IMAGE)]
+    worker_image: String,
 }
+
+/// The worker image of this release.
+const DEFAULT_WORKER_IMAGE: &str = concat!("ghcr.io/lakeform/lakeform:", env!("CARGO_PKG_VERSION"));
 
 fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
     lakeform_api::validate::parse_duration(s)
@@ -108,6 +140,7 @@ fn run_operator(args: RunArgs) -> anyhow::Result<()> {
         resync: args.resync,
         lease: (!args.no_leader_election).then_some((args.lease_namespace, args.lease_name)),
         identity,
+        worker_image: args.worker_image,
     };
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -123,6 +156,12 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Crawl(args) => lakeform_worker::crawl::run_blocking(args)
             .map(|_| ())
             .map_err(anyhow::Error::from),
+        Command::Crawler {
+            command: CrawlerCommand::Run(args),
+        } => tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?
+            .block_on(crawler_run(args)),
         Command::Version => {
             println!("lakeform {}", env!("CARGO_PKG_VERSION"));
             Ok(())
@@ -138,6 +177,61 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+/// `lakeform crawler run`: set the on-demand annotation.
+async fn crawler_run(args: CrawlerRunArgs) -> anyhow::Result<()> {
+    let (ns, name) = args
+        .crawler
+        .split_once('/')
+        .filter(|(n, c)| !n.is_empty() && !c.is_empty() && !c.contains('/'))
+        .with_context(|| {
+            format!(
+                "expected the crawler as <namespace>/<name>, got {:?}",
+                args.crawler
+            )
+        })?;
+    let token = args.token.unwrap_or_else(|| {
+        jiff::Timestamp::now()
+            .strftime("%Y%m%dT%H%M%S%.3fZ")
+            .to_string()
+    });
+    let config = match &args.kubeconfig {
+        Some(path) => {
+            let kc = kube::config::Kubeconfig::read_from(path)
+                .with_context(|| format!("reading kubeconfig {}", path.display()))?;
+            kube::Config::from_custom_kubeconfig(kc, &kube::config::KubeConfigOptions::default())
+                .await?
+        }
+        None => kube::Config::infer().await?,
+    };
+    let client = kube::Client::try_from(config)?;
+    let api: kube::Api<lakeform_api::crawler::Crawler> = kube::Api::namespaced(client, ns);
+    let patch = serde_json::json!({
+        "metadata": {"annotations": {crate::build::crawler::RUN_ANNOTATION: token}}
+    });
+    let crawler = api
+        .patch(
+            name,
+            &kube::api::PatchParams::default(),
+            &kube::api::Patch::Merge(&patch),
+        )
+        .await
+        .with_context(|| format!("annotating Crawler {ns}/{name}"))?;
+    let already = crawler
+        .status
+        .as_ref()
+        .and_then(|s| s.last_run_token.as_deref())
+        == Some(token.as_str());
+    if already {
+        println!("token {token:?} already started a run of {ns}/{name}: nothing new starts");
+    } else {
+        println!(
+            "requested run {token:?} of Crawler {ns}/{name}: Job {}",
+            crate::build::crawler::run_job_name(&crawler, &token)
+        );
+    }
+    Ok(())
 }
 
 fn crds(out: Option<PathBuf>) -> anyhow::Result<()> {

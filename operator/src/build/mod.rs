@@ -2,5 +2,9 @@
 //! network; every builder is unit-tested from YAML fixtures.
 
 pub mod buckets;
+pub mod connection;
+pub mod crawler;
+pub mod lakekeeper;
 pub mod meta;
 pub mod minio;
+pub mod trino;

@@ -441,10 +441,7 @@ pub fn render(
                 None,
             ),
         );
-        files.insert(
-            "resource-groups.json".into(),
-            format!("{groups:#}"),
-        );
+        files.insert("resource-groups.json".into(), format!("{groups:#}"));
         let session = session_properties(&engine.workgroups)?;
         if session.as_array().is_some_and(|rules| !rules.is_empty()) {
             files.insert(

@@ -3,6 +3,7 @@
 
 pub mod apply;
 pub mod context;
+pub mod crawler;
 pub mod datalake;
 pub mod leader;
 pub mod metrics;
@@ -37,6 +38,8 @@ pub struct RunOptions {
     pub lease: Option<(String, String)>,
     /// This replica's identity in the election and in events.
     pub identity: String,
+    /// Image of the Jobs that run crawls (and other worker subcommands).
+    pub worker_image: String,
 }
 
 async fn client(kubeconfig: Option<&PathBuf>) -> anyhow::Result<Client> {
@@ -105,13 +108,27 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<()> {
         opts.resync,
     ));
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let stopped = {
+    let stopped = || {
         let mut rx = stop_rx.clone();
         async move {
             let _ = rx.wait_for(|s| *s).await;
         }
     };
-    let controllers = tokio::spawn(datalake::run(ctx, opts.namespace.clone(), stopped));
+    let datalakes = tokio::spawn(datalake::run(
+        ctx.clone(),
+        opts.namespace.clone(),
+        stopped(),
+    ));
+    let crawlers = tokio::spawn(crawler::run(
+        ctx,
+        opts.worker_image.clone(),
+        opts.namespace.clone(),
+        stopped(),
+    ));
+    let controllers = async {
+        let _ = datalakes.await;
+        let _ = crawlers.await;
+    };
     let leadership_lost = async {
         match lost.as_mut() {
             Some(rx) => {

@@ -1,12 +1,7 @@
 //! The MinIO admin API (bucket quotas), signed with SigV4 like `mc admin` does.
 
-use std::time::SystemTime;
-
 use aws_credential_types::Credentials;
-use aws_sigv4::http_request::{SignableBody, SignableRequest, SigningSettings, sign};
-use aws_sigv4::sign::v4;
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 
 use super::S3Connection;
 use super::error::StorageError;
@@ -112,36 +107,8 @@ impl MinioAdmin {
             bucket: bucket.to_string(),
             message,
         };
-        let payload_hash = hex::encode(Sha256::digest(&body));
-        let identity = self.credentials.clone().into();
-        let params = v4::SigningParams::builder()
-            .identity(&identity)
-            .region(&self.region)
-            .name("s3")
-            .time(SystemTime::now())
-            .settings(SigningSettings::default())
-            .build()
-            .map_err(|e| other(e.to_string()))?
-            .into();
-        let headers = [("x-amz-content-sha256", payload_hash.as_str())];
-        let signable = SignableRequest::new(
-            method,
-            &url,
-            headers.iter().copied(),
-            SignableBody::Bytes(&body),
-        )
-        .map_err(|e| other(e.to_string()))?;
-        let (instructions, _) = sign(signable, &params)
-            .map_err(|e| other(e.to_string()))?
-            .into_parts();
-        let mut request = http::Request::builder()
-            .method(method)
-            .uri(&url)
-            .header("x-amz-content-sha256", &payload_hash)
-            .body(body.clone())
-            .map_err(|e| other(e.to_string()))?;
-        instructions.apply_to_request_http1x(&mut request);
-        let request = reqwest::Request::try_from(request).map_err(|e| other(e.to_string()))?;
+        let request = super::sign::request(&self.credentials, &self.region, method, &url, body)
+            .map_err(other)?;
         let response =
             self.http
                 .execute(request)

@@ -5,6 +5,8 @@ mod admin;
 mod bucket;
 mod error;
 mod lifecycle;
+pub mod notify;
+mod sign;
 
 use std::time::Duration;
 

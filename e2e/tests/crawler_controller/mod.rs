@@ -1,0 +1,10 @@
+//! The Crawler controller (issue 8) against the real API server, CronJob and Job controllers,
+//! the pod runner, MinIO and the REST catalog, with the real `lakeform run` operator.
+//! `e2e/run crawler-controller` selects these.
+
+mod common;
+mod events;
+mod invalid;
+mod on_demand;
+mod rbac;
+mod scheduled;

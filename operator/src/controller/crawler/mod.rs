@@ -1,0 +1,481 @@
+//! The Crawler reconciler: dereference (its DataLake) → validate → build (ServiceAccount, Role,
+//! RoleBinding, CronJob) → apply → on-demand runs → status.
+//!
+//! The crawl itself runs in Jobs (`lakeform crawl --crawler <ns>/<name>`) that write
+//! `status.lastRun`, `status.tables` and `status.tableCount`; this controller owns the other
+//! status fields (`conditions`, `observedGeneration`, `lastRunToken`) under its own field
+//! manager, so the two writers never undo each other.
+
+mod events;
+mod runs;
+mod status;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::StreamExt;
+use k8s_openapi::api::batch::v1::{CronJob, Job};
+use kube::api::{DeleteParams, ListParams, Patch, PatchParams};
+use kube::runtime::controller::{Action, Controller};
+use kube::runtime::events::EventType;
+use kube::runtime::reflector::{ObjectRef, Store};
+use kube::runtime::watcher;
+use kube::{Api, Resource, ResourceExt};
+use lakeform_api::common::{CONDITION_READY, FIELD_MANAGER, find_condition};
+use lakeform_api::crawler::Crawler;
+use lakeform_api::datalake::DataLake;
+use lakeform_api::validate::validate_crawler;
+
+use super::apply::{HASH_ANNOTATION, apply};
+use super::context::Context;
+use crate::build::crawler as build;
+use runs::{OnDemand, Runs};
+use status::StatusBuilder;
+
+/// How often a crawler whose lake is not Ready looks again (lake changes also wake it).
+const LAKE_RECHECK: Duration = Duration::from_secs(15);
+/// How often an on-demand run waiting for an active run looks again.
+const WAITING_RECHECK: Duration = Duration::from_secs(10);
+
+/// Errors that end a reconcile without a status verdict (API failures); retried with backoff.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("{0}")]
+    Kube(#[from] kube::Error),
+    #[error("{0}")]
+    Apply(#[from] super::apply::ApplyError),
+    #[error("Crawler has no namespace")]
+    NoNamespace,
+}
+
+/// What the crawler controller needs besides the shared context.
+pub struct CrawlerContext {
+    /// Shared client, recorder, metrics and settings.
+    pub base: Arc<Context>,
+    /// Image of the crawl pods (the `lakeform` binary).
+    pub worker_image: String,
+    /// Bucket-notification listeners of the crawlers with `runOnEvents`.
+    pub listeners: events::Listeners,
+}
+
+fn key(crawler: &Crawler) -> String {
+    format!(
+        "crawler:{}/{}",
+        crawler.namespace().unwrap_or_default(),
+        crawler.name_any()
+    )
+}
+
+async fn reconcile(crawler: Arc<Crawler>, ctx: Arc<CrawlerContext>) -> Result<Action, Error> {
+    let started = std::time::Instant::now();
+    let result = apply_crawler(&crawler, &ctx).await;
+    ctx.base
+        .metrics
+        .duration
+        .observe(started.elapsed().as_secs_f64());
+    result
+}
+
+/// Delete the crawler's CronJob if there is one (its Jobs go with it).
+async fn delete_cronjob(crawler: &Crawler, ctx: &Context) -> Result<bool, Error> {
+    let ns = crawler.namespace().ok_or(Error::NoNamespace)?;
+    let api: Api<CronJob> = Api::namespaced(ctx.client.clone(), &ns);
+    let name = build::cronjob_name(crawler);
+    let Some(live) = api.get_opt(&name).await? else {
+        return Ok(false);
+    };
+    if !live
+        .owner_references()
+        .iter()
+        .any(|o| Some(&o.uid) == crawler.uid().as_ref())
+    {
+        return Ok(false);
+    }
+    match api.delete(&name, &DeleteParams::background()).await {
+        Ok(_) => Ok(true),
+        Err(kube::Error::Api(s)) if s.code == 404 => Ok(false),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// `spec.paused`: suspend the CronJob (and drop its applied hash so that unpausing applies it
+/// again as the spec says).
+async fn suspend_cronjob(crawler: &Crawler, ctx: &Context) -> Result<(), Error> {
+    let ns = crawler.namespace().ok_or(Error::NoNamespace)?;
+    let api: Api<CronJob> = Api::namespaced(ctx.client.clone(), &ns);
+    let name = build::cronjob_name(crawler);
+    let Some(live) = api.get_opt(&name).await? else {
+        return Ok(());
+    };
+    if live.spec.as_ref().and_then(|s| s.suspend) == Some(true)
+        && !live.annotations().contains_key(HASH_ANNOTATION)
+    {
+        return Ok(());
+    }
+    let patch = serde_json::json!({
+        "metadata": {"annotations": {HASH_ANNOTATION: null}},
+        "spec": {"suspend": true},
+    });
+    let params = PatchParams {
+        field_manager: Some(FIELD_MANAGER.into()),
+        ..Default::default()
+    };
+    api.patch(&name, &params, &Patch::Merge(&patch)).await?;
+    Ok(())
+}
+
+fn lake_ready(lake: &DataLake) -> Option<String> {
+    let ready = lake
+        .status
+        .as_ref()
+        .and_then(|s| find_condition(&s.conditions, CONDITION_READY));
+    match ready {
+        Some(c) if c.status == "True" => None,
+        Some(c) => Some(format!(
+            "DataLake {} is not Ready ({}: {})",
+            lake.name_any(),
+            c.reason,
+            c.message
+        )),
+        None => Some(format!(
+            "DataLake {} has no Ready condition yet",
+            lake.name_any()
+        )),
+    }
+}
+
+/// Reconcile a live Crawler.
+async fn apply_crawler(crawler: &Crawler, cctx: &CrawlerContext) -> Result<Action, Error> {
+    let ctx = cctx.base.as_ref();
+    let ns = crawler.namespace().ok_or(Error::NoNamespace)?;
+    let mut status = StatusBuilder::new(crawler);
+    let runs = Runs::list(crawler, ctx).await?;
+    tracing::debug!(crawler = %key(crawler), jobs = ?runs::summary(&runs), "reconciling");
+    runs.report_failures(crawler, ctx).await?;
+    let active = runs.active();
+    status.running(&active, None);
+
+    if crawler.spec.paused
+        || crawler.spec.run_on_events.is_none()
+        || crawler.meta().deletion_timestamp.is_some()
+    {
+        cctx.listeners.stop(&key(crawler));
+    }
+    if crawler.spec.paused {
+        suspend_cronjob(crawler, ctx).await?;
+        status.paused();
+        status.write(crawler, ctx).await?;
+        ctx.metrics.reconciled("Crawler", "paused");
+        return Ok(Action::await_change());
+    }
+
+    // dereference
+    let lakes: Api<DataLake> = Api::namespaced(ctx.client.clone(), &ns);
+    let lake_name = &crawler.spec.lake_ref.name;
+    let lake = lakes.get_opt(lake_name).await?;
+
+    // validate (without the lake, what can be checked alone)
+    if let Err(errors) = validate_crawler(&crawler.spec, lake.as_ref().map(|l| &l.spec)) {
+        let message = errors.to_string();
+        cctx.listeners.stop(&key(crawler));
+        delete_cronjob(crawler, ctx).await?;
+        status.ready(false, "InvalidSpec", message.clone());
+        if status.write(crawler, ctx).await? {
+            ctx.event(
+                &crawler.object_ref(&()),
+                EventType::Warning,
+                "InvalidSpec",
+                "Validate",
+                message,
+            )
+            .await;
+        }
+        ctx.metrics.reconciled("Crawler", "InvalidSpec");
+        return Ok(Action::await_change());
+    }
+    let Some(lake) = lake else {
+        let message = format!(
+            "DataLake {ns}/{lake_name} (spec.lakeRef.name) does not exist; the crawler starts \
+             when it does"
+        );
+        cctx.listeners.stop(&key(crawler));
+        delete_cronjob(crawler, ctx).await?;
+        status.ready(false, "LakeNotFound", message.clone());
+        if status.write(crawler, ctx).await? {
+            ctx.event(
+                &crawler.object_ref(&()),
+                EventType::Warning,
+                "LakeNotFound",
+                "Dereference",
+                message,
+            )
+            .await;
+        }
+        ctx.metrics.reconciled("Crawler", "LakeNotFound");
+        return Ok(Action::requeue(ctx.resync));
+    };
+    if let Some(message) = lake_ready(&lake) {
+        cctx.listeners.stop(&key(crawler));
+        status.ready(false, "LakeNotReady", message);
+        status.write(crawler, ctx).await?;
+        ctx.metrics.reconciled("Crawler", "LakeNotReady");
+        return Ok(Action::requeue(LAKE_RECHECK));
+    }
+
+    // build + apply: identity and permissions first, then the schedule
+    apply(&ctx.client, build::service_account(crawler, &lake)).await?;
+    apply(&ctx.client, build::role(crawler, &lake)).await?;
+    apply(&ctx.client, build::role_binding(crawler, &lake)).await?;
+    let (mut reason, mut message) = match &crawler.spec.schedule {
+        Some(schedule) => {
+            apply(
+                &ctx.client,
+                build::cronjob(crawler, &lake, schedule, &cctx.worker_image),
+            )
+            .await?;
+            let tz = schedule.time_zone.as_deref().unwrap_or("UTC");
+            if schedule.suspend {
+                (
+                    "Suspended",
+                    format!(
+                        "CronJob {} is suspended (spec.schedule.suspend); runs on demand only",
+                        build::cronjob_name(crawler)
+                    ),
+                )
+            } else {
+                (
+                    "Scheduled",
+                    format!(
+                        "CronJob {} runs the crawl at {:?} ({tz})",
+                        build::cronjob_name(crawler),
+                        schedule.cron
+                    ),
+                )
+            }
+        }
+        None => {
+            delete_cronjob(crawler, ctx).await?;
+            (
+                "OnDemand",
+                format!(
+                    "no schedule: runs when annotated {}=<token>",
+                    build::RUN_ANNOTATION
+                ),
+            )
+        }
+    };
+    let mut ready = true;
+    if let Some(batching) = &crawler.spec.run_on_events {
+        match listen(crawler, &lake, batching, cctx).await? {
+            Ok(listening) => message.push_str(&format!("; {listening}")),
+            Err(why) => {
+                ready = false;
+                reason = "EventsUnavailable";
+                message = why;
+            }
+        }
+    }
+
+    // on demand
+    let mut action = Action::requeue(ctx.resync);
+    if let Some(token) = runs::pending_token(crawler) {
+        match runs::start_on_demand(crawler, &lake, &runs, &token, &cctx.worker_image, ctx).await? {
+            OnDemand::Started { job, created } => {
+                status.run_token(&token);
+                let mut now_active = active.clone();
+                if created {
+                    now_active.push(job.clone());
+                }
+                status.running(&now_active, None);
+                if created {
+                    runs::job_event(
+                        ctx,
+                        crawler,
+                        &job,
+                        EventType::Normal,
+                        "CrawlStarted",
+                        format!("on-demand run {token:?}: started Job {job}"),
+                    )
+                    .await;
+                }
+            }
+            OnDemand::Waiting => {
+                status.running(&active, Some(&token));
+                action = Action::requeue(WAITING_RECHECK);
+            }
+        }
+    }
+    runs.prune_on_demand(crawler, ctx).await?;
+
+    let warn = (!ready).then(|| message.clone());
+    status.ready(ready, reason, message);
+    if status.write(crawler, ctx).await?
+        && let Some(message) = warn
+    {
+        ctx.event(
+            &crawler.object_ref(&()),
+            EventType::Warning,
+            reason,
+            "Listen",
+            message,
+        )
+        .await;
+    }
+    ctx.reset_backoff(&key(crawler));
+    ctx.metrics.reconciled("Crawler", "ok");
+    Ok(action)
+}
+
+/// Start (or keep) the crawler's notification listener. `Ok(Ok(text))` says what it listens
+/// to; `Ok(Err(text))` why it cannot (the streams are retried in the background).
+async fn listen(
+    crawler: &Crawler,
+    lake: &DataLake,
+    batching: &lakeform_api::crawler::EventBatching,
+    cctx: &CrawlerContext,
+) -> Result<Result<String, String>, Error> {
+    let ctx = &cctx.base;
+    let conn = match events::connection(lake, &ctx.client).await? {
+        Ok(c) => c,
+        Err(why) => {
+            cctx.listeners.stop(&key(crawler));
+            return Ok(Err(format!(
+                "cannot listen for bucket notifications: {why}"
+            )));
+        }
+    };
+    let mut sources = Vec::new();
+    for target in &crawler.spec.targets {
+        let Some(zone) = lake.spec.zones.iter().find(|z| z.name == target.zone) else {
+            continue; // validation reports unknown zones before this point
+        };
+        let excludes = match lakeform_worker::crawl::listing::Excludes::new(&target.exclude) {
+            Ok(e) => e,
+            Err(e) => return Ok(Err(e.to_string())),
+        };
+        sources.push(events::Source {
+            bucket: lake.bucket_name(zone),
+            prefix: target.prefix.clone(),
+            excludes,
+        });
+    }
+    let described: Vec<String> = sources
+        .iter()
+        .map(|s| format!("{}/{}", s.bucket, s.prefix))
+        .collect();
+    let plan = events::Plan {
+        crawler: crawler.clone(),
+        lake: lake.clone(),
+        conn,
+        sources,
+        batch_size: usize::try_from(batching.batch_size.max(1)).unwrap_or(1),
+        window: Duration::from_secs(
+            u64::try_from(batching.batch_window_seconds.max(1)).unwrap_or(1),
+        ),
+        image: cctx.worker_image.clone(),
+    };
+    let state = cctx
+        .listeners
+        .ensure(&key(crawler), plan, cctx.base.clone());
+    let batches = format!(
+        "batches of {} key(s) or {}s",
+        batching.batch_size, batching.batch_window_seconds
+    );
+    Ok(match events::settled(&state, events::CONNECT_WAIT).await {
+        events::ListenState::Listening => Ok(format!(
+            "crawls object-created notifications of {} in {batches}",
+            described.join(", ")
+        )),
+        events::ListenState::Connecting => Ok(format!(
+            "opening the notification streams of {} ({batches})",
+            described.join(", ")
+        )),
+        events::ListenState::Failed(e) => Err(format!(
+            "cannot listen for bucket notifications of {}: {e}; retrying",
+            described.join(", ")
+        )),
+    })
+}
+
+fn error_policy(crawler: Arc<Crawler>, error: &Error, ctx: Arc<CrawlerContext>) -> Action {
+    tracing::warn!(crawler = %key(&crawler), %error, "reconcile failed");
+    ctx.base.metrics.reconciled("Crawler", "error");
+    Action::requeue(ctx.base.backoff(&key(&crawler)))
+}
+
+/// Crawlers in `store` that refer to `lake`.
+fn crawlers_of_lake(store: &Store<Crawler>, lake: &DataLake) -> Vec<ObjectRef<Crawler>> {
+    store
+        .state()
+        .iter()
+        .filter(|c| c.namespace() == lake.namespace())
+        .filter(|c| Some(&c.spec.lake_ref.name) == lake.metadata.name.as_ref())
+        .map(|c| ObjectRef::from_obj(c.as_ref()))
+        .collect()
+}
+
+/// The crawler a Job runs for (from its crawler label, names as [`build::label_value`] made).
+fn crawler_of_job(store: &Store<Crawler>, job: &Job) -> Vec<ObjectRef<Crawler>> {
+    let Some(label) = job.labels().get(build::LABEL_CRAWLER) else {
+        return vec![];
+    };
+    store
+        .state()
+        .iter()
+        .filter(|c| c.namespace() == job.namespace())
+        .filter(|c| &build::label_value(&c.name_any()) == label)
+        .filter(|c| runs::belongs_to(job, c))
+        .map(|c| ObjectRef::from_obj(c.as_ref()))
+        .collect()
+}
+
+/// Run the Crawler controller until `shutdown` resolves.
+pub async fn run(
+    ctx: Arc<Context>,
+    worker_image: String,
+    namespace: Option<String>,
+    shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
+) {
+    let client = ctx.client.clone();
+    fn scoped<K>(c: &kube::Client, namespace: &Option<String>) -> Api<K>
+    where
+        K: Resource<Scope = k8s_openapi::NamespaceResourceScope>,
+        <K as Resource>::DynamicType: Default,
+    {
+        match namespace {
+            Some(ns) => Api::namespaced(c.clone(), ns),
+            None => Api::all(c.clone()),
+        }
+    }
+    let crawlers: Api<Crawler> = scoped(&client, &namespace);
+    if let Err(e) = crawlers.list(&ListParams::default().limit(1)).await {
+        tracing::error!(error = %e, "Crawler CRD is not queryable; is crds/ installed?");
+    }
+    let managed = watcher::Config::default().labels("app.kubernetes.io/managed-by=lakeform");
+    let controller = Controller::new(crawlers, watcher::Config::default());
+    let store = controller.store();
+    let jobs_store = store.clone();
+    let cctx = Arc::new(CrawlerContext {
+        base: ctx,
+        worker_image,
+        listeners: events::Listeners::default(),
+    });
+    controller
+        .owns(scoped::<CronJob>(&client, &namespace), managed.clone())
+        .watches(scoped::<Job>(&client, &namespace), managed, move |job| {
+            crawler_of_job(&jobs_store, &job)
+        })
+        .watches(
+            scoped::<DataLake>(&client, &namespace),
+            watcher::Config::default(),
+            move |lake| crawlers_of_lake(&store, &lake),
+        )
+        .graceful_shutdown_on(shutdown)
+        .run(reconcile, error_policy, cctx)
+        .for_each(|res| async move {
+            if let Err(e) = res {
+                tracing::debug!(error = %e, "crawler reconcile loop");
+            }
+        })
+        .await;
+}
