@@ -184,7 +184,7 @@ start_bg() {
   mkdir -p "$LOG_DIR" "$RUN_DIR"
   # The command line goes into the log with password/secret values redacted.
   printf '\n===== %s: starting %s =====\n%s\n' "$(date -Is)" "$name" \
-    "$(printf '%s' "$*" | sed -E 's/((PASSWORD|SECRET)[A-Z_]*=)[^ ]*/\1<redacted>/g')" >>"$logf"
+    "$(printf '%s' "$*" | sed -E 's/((PASSWORD|SECRET|TOKEN)[A-Z_]*=)[^ ]*/\1<redacted>/g')" >>"$logf"
   # Not a process-group leader here (no job control), so setsid execs without forking and
   # $! is the component's own pid.
   # 9>&-: the component must not inherit the .up.lock descriptor, or it would hold the lock

@@ -25,6 +25,11 @@ pub struct Env {
     pub pg_url: String,
     pub python: PathBuf,
     pub kubectl: PathBuf,
+    /// Where MinIO's webhook target `LAKEFORM` delivers bucket notifications (an operator
+    /// started with `--events-address` listens there).
+    pub events_address: Option<String>,
+    /// The bearer token that webhook target sends.
+    pub events_token: Option<String>,
 }
 
 /// `$LAKEFORM_CACHE`, defaulting to `$HOME/.cache/lakeform` like `e2e/lib.sh`.
@@ -145,6 +150,8 @@ impl Env {
             pg_url: get("LAKEFORM_PG_URL")?,
             python: get("LAKEFORM_PYTHON")?.into(),
             kubectl: get("LAKEFORM_KUBECTL")?.into(),
+            events_address: get("LAKEFORM_EVENTS_ADDRESS").ok(),
+            events_token: get("LAKEFORM_EVENTS_TOKEN").ok(),
         })
     }
 

@@ -22,6 +22,8 @@ pub struct Operator {
     resync: String,
     kubeconfig: PathBuf,
     restarts: u32,
+    /// `--events-address` and its token, when this operator receives bucket notifications.
+    events: Option<(String, String)>,
 }
 
 fn free_port() -> Result<u16> {
@@ -31,6 +33,14 @@ fn free_port() -> Result<u16> {
 impl Operator {
     /// Start `lakeform run --namespace <test ns>` with the given resync interval (e.g. `3s`).
     pub fn start(ctx: &TestContext, resync: &str) -> Result<Operator> {
+        Operator::launch(ctx, resync, None)
+    }
+
+    fn launch(
+        ctx: &TestContext,
+        resync: &str,
+        events: Option<(String, String)>,
+    ) -> Result<Operator> {
         let mut op = Operator {
             child: None,
             metrics: String::new(),
@@ -43,9 +53,21 @@ impl Operator {
             resync: resync.to_string(),
             kubeconfig: ctx.env.kubeconfig.clone(),
             restarts: 0,
+            events,
         };
         op.spawn()?;
         Ok(op)
+    }
+
+    /// [`Operator::start`], plus the bucket-notification receiver on the address MinIO's
+    /// webhook target `LAKEFORM` delivers to. One such operator at a time (it is one port).
+    pub fn start_with_events(ctx: &TestContext, resync: &str) -> Result<Operator> {
+        let address = ctx.env.events_address.clone().context(
+            "LAKEFORM_EVENTS_ADDRESS is not set: the e2e environment predates the webhook \
+             target; run e2e/up again",
+        )?;
+        let token = ctx.env.events_token.clone().unwrap_or_default();
+        Operator::launch(ctx, resync, Some((address, token)))
     }
 
     fn spawn(&mut self) -> Result<()> {
@@ -68,6 +90,19 @@ impl Operator {
             .arg("--identity")
             .arg(format!("e2e-{}-{}", self.ns, self.restarts))
             .env("KUBECONFIG", &self.kubeconfig)
+            // only an operator asked to receives notifications (the address is one port)
+            .env_remove("LAKEFORM_EVENTS_ADDRESS")
+            .env_remove("LAKEFORM_EVENTS_TOKEN")
+            .args(
+                self.events
+                    .iter()
+                    .flat_map(|(addr, _)| ["--events-address".to_string(), addr.clone()]),
+            )
+            .envs(
+                self.events
+                    .iter()
+                    .map(|(_, token)| ("LAKEFORM_EVENTS_TOKEN", token.clone())),
+            )
             .env("RUST_LOG", "info,lakeform=debug,kube=warn")
             .stdout(Stdio::null())
             .stderr(log)

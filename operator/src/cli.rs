@@ -104,6 +104,19 @@ struct RunArgs {
     /// Image of the Jobs that run crawls (it must hold the `lakeform` binary).
     #[arg(long, env = "LAKEFORM_WORKER_IMAGE", default_value = DEFAULT_WORKER_IMAGE)]
     worker_image: String,
+    /// Address of the bucket-notification receiver (MinIO webhook target endpoint:
+    /// `http://<this address>/minio/events`). Unset: Crawlers with `runOnEvents` report that
+    /// they cannot run.
+    #[arg(long, env = "LAKEFORM_EVENTS_ADDRESS")]
+    events_address: Option<std::net::SocketAddr>,
+    /// Id of the MinIO webhook target that delivers to the receiver (`notify_webhook:<id>`; the
+    /// id of `MINIO_NOTIFY_WEBHOOK_ENABLE_<ID>`, case-sensitive);
+    /// buckets are pointed at `arn:minio:sqs::<id>:webhook`.
+    #[arg(long, env = "LAKEFORM_EVENTS_TARGET", default_value = "LAKEFORM")]
+    events_target: String,
+    /// Bearer token the webhook target sends (its `auth_token`); unset: not checked.
+    #[arg(long, env = "LAKEFORM_EVENTS_TOKEN", hide_env_values = true)]
+    events_token: Option<String>,
 }
 
 /// The worker image of this release.
@@ -141,6 +154,9 @@ fn run_operator(args: RunArgs) -> anyhow::Result<()> {
         lease: (!args.no_leader_election).then_some((args.lease_namespace, args.lease_name)),
         identity,
         worker_image: args.worker_image,
+        events_address: args.events_address,
+        events_target: args.events_target,
+        events_token: args.events_token,
     };
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()

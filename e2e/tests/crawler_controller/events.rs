@@ -1,5 +1,6 @@
-//! Event mode: with `runOnEvents` the operator listens to the zone bucket's notifications and
-//! starts one crawl per batch — `batchSize: 5` and five uploaded objects give exactly one Job,
+//! Event mode: with `runOnEvents` the operator points the zone bucket's notifications at MinIO's
+//! webhook target `LAKEFORM` (e2e/up declares it, delivering to the address the test operator's
+//! event receiver listens on) and starts one crawl per batch — `batchSize: 5` and five uploaded objects give exactly one Job,
 //! which crawls those five keys and nothing else.
 
 use std::time::Duration;
@@ -26,10 +27,11 @@ async fn five_notified_objects_start_exactly_one_crawl_of_those_keys() -> Result
     ctx.require_pod_runner().await?;
     let server = catalog(&ctx).await?;
     let (lake_name, database) = names(&ctx, "ce");
-    let op = Operator::start(&ctx, "3s")?;
+    let op = Operator::start_with_events(&ctx, "3s")?;
     let result = scenario(&ctx, &server.uri, &lake_name, &database).await;
-    drop(op);
+    // the operator removes the DataLake's finalizer: clean up while it runs
     cleanup(&ctx, &lake_name).await;
+    drop(op);
     result
 }
 
@@ -59,6 +61,22 @@ async fn scenario(ctx: &TestContext, catalog: &str, lake_name: &str, database: &
     ensure!(
         message.contains("crawls object-created notifications of") && message.contains(&bucket),
         "Ready message says what the crawler listens to: {message}"
+    );
+    // the operator pointed the bucket at its webhook target
+    let config = s3
+        .get_bucket_notification_configuration()
+        .bucket(&bucket)
+        .send()
+        .await?;
+    let queues = config.queue_configurations();
+    ensure!(
+        queues.len() == 1
+            && queues[0].queue_arn().starts_with("arn:minio:sqs:")
+            && queues[0].queue_arn().ends_with(":LAKEFORM:webhook")
+            && queues[0]
+                .id()
+                .is_some_and(|id| id.starts_with(&format!("lakeform:{}/orders:", ctx.ns))),
+        "bucket notification configuration: {queues:?}"
     );
 
     // outside the target: notified by MinIO, not counted by the crawler

@@ -49,8 +49,9 @@ async fn invalid_specs_and_missing_lake_give_reasons_and_no_cronjob() -> Result<
     let (lake_name, database) = names(&ctx, "ci");
     let op = Operator::start(&ctx, "3s")?;
     let result = scenario(&ctx, &server.uri, &lake_name, &database).await;
-    drop(op);
+    // the operator removes the DataLake's finalizer: clean up while it runs
     cleanup(&ctx, &lake_name).await;
+    drop(op);
     result
 }
 

@@ -18,23 +18,44 @@ use crate::storage::common::{apply, events, eventually};
 
 const RUN: Duration = Duration::from_secs(120);
 
-/// Wait until the run of `token` is recorded and its Job has finished with a report.
+/// Wait until the run of `token` is recorded and its own Job (the one annotated with the
+/// token) has finished with a report. `lastRunToken` moves to the new token as soon as its Job
+/// starts, while `lastRun` still holds the previous run's report until the new one ends.
 async fn wait_run(ctx: &TestContext, token: &str) -> Result<Crawler> {
-    let token = token.to_string();
+    let want = token.to_string();
     wait_for(
         &ctx.api::<Crawler>(),
         "orders",
-        "the on-demand run to be recorded and reported",
+        "the on-demand token to be recorded",
         RUN,
         move |c: Option<&Crawler>| {
-            c.is_some_and(|c| {
-                let s = c.status.clone().unwrap_or_default();
-                s.last_run_token.as_deref() == Some(token.as_str())
-                    && s.last_run.is_some_and(|r| {
-                        r.result.is_some()
-                            && r.job_name.is_some_and(|j| j.starts_with("orders-run-"))
-                    })
-            })
+            c.and_then(|c| c.status.as_ref())
+                .is_some_and(|s| s.last_run_token.as_deref() == Some(want.as_str()))
+        },
+    )
+    .await?;
+    let job = crawler_jobs(ctx, "orders")
+        .await?
+        .into_iter()
+        .find(|j| {
+            j.metadata
+                .annotations
+                .as_ref()
+                .and_then(|a| a.get("lakeform.dev/run"))
+                .map(String::as_str)
+                == Some(token)
+        })
+        .and_then(|j| j.metadata.name)
+        .with_context(|| format!("no Job annotated with token {token:?}"))?;
+    wait_for(
+        &ctx.api::<Crawler>(),
+        "orders",
+        &format!("the run of Job {job} to be reported"),
+        RUN,
+        move |c: Option<&Crawler>| {
+            c.and_then(|c| c.status.as_ref())
+                .and_then(|s| s.last_run.as_ref())
+                .is_some_and(|r| r.result.is_some() && r.job_name.as_deref() == Some(job.as_str()))
         },
     )
     .await
@@ -49,8 +70,9 @@ async fn on_demand_token_starts_exactly_one_job() -> Result<()> {
     let (lake_name, database) = names(&ctx, "cd");
     let op = Operator::start(&ctx, "3s")?;
     let result = scenario(&ctx, &server.uri, &lake_name, &database).await;
-    drop(op);
+    // the operator removes the DataLake's finalizer: clean up while it runs
     cleanup(&ctx, &lake_name).await;
+    drop(op);
     result
 }
 

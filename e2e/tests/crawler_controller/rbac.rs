@@ -17,8 +17,9 @@ async fn crawler_service_account_has_least_privilege() -> Result<()> {
     let (lake_name, database) = names(&ctx, "cr");
     let op = Operator::start(&ctx, "3s")?;
     let result = scenario(&ctx, &server.uri, &lake_name, &database).await;
-    drop(op);
+    // the operator removes the DataLake's finalizer: clean up while it runs
     cleanup(&ctx, &lake_name).await;
+    drop(op);
     result
 }
 

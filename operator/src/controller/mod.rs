@@ -40,6 +40,13 @@ pub struct RunOptions {
     pub identity: String,
     /// Image of the Jobs that run crawls (and other worker subcommands).
     pub worker_image: String,
+    /// Address of the bucket-notification receiver; `None`: no receiver, so `runOnEvents`
+    /// crawlers report that they cannot run.
+    pub events_address: Option<std::net::SocketAddr>,
+    /// MinIO webhook target id that delivers to the receiver.
+    pub events_target: String,
+    /// Bearer token the webhook target sends; `None`: requests are not checked.
+    pub events_token: Option<String>,
 }
 
 async fn client(kubeconfig: Option<&PathBuf>) -> anyhow::Result<Client> {
@@ -119,9 +126,25 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<()> {
         opts.namespace.clone(),
         stopped(),
     ));
+    let subscriptions = Arc::new(crawler::events::Subscriptions::default());
+    let receiver = match opts.events_address {
+        Some(addr) => {
+            let listener = tokio::net::TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("binding the event receiver to {addr}"))?;
+            Some(tokio::spawn(crawler::events::serve(
+                listener,
+                subscriptions.clone(),
+                opts.events_token.clone(),
+            )))
+        }
+        None => None,
+    };
     let crawlers = tokio::spawn(crawler::run(
         ctx,
         opts.worker_image.clone(),
+        subscriptions,
+        opts.events_address.map(|_| opts.events_target.clone()),
         opts.namespace.clone(),
         stopped(),
     ));
@@ -144,5 +167,8 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<()> {
     let _ = stop_tx.send(true);
     let _ = tokio::time::timeout(Duration::from_secs(20), controllers).await;
     server.abort();
+    if let Some(r) = receiver {
+        r.abort();
+    }
     result
 }

@@ -1,41 +1,149 @@
-//! Bucket notifications through MinIO's `ListenBucketNotification` extension of the S3 API
-//! (`GET /<bucket>?events=…&prefix=…`, SigV4-signed): the server streams one JSON document per
-//! event, newline-separated, with whitespace keep-alives in between. The operator holds the
-//! stream open, so a lake needs no webhook target, no inbound network path to the operator and
-//! no server-side configuration; events that happen while no operator listens are picked up by
-//! the next scheduled or on-demand crawl, which lists everything.
+//! Bucket notifications: the bucket side (which events of which keys go to the operator's
+//! webhook target, through the S3 `PutBucketNotificationConfiguration` API) and the receiving
+//! side (the documents MinIO POSTs to a webhook target).
+//!
+//! The webhook *target* itself (`notify_webhook:<id>` pointing at the operator's event
+//! receiver) is server configuration that MinIO only loads at start: the managed MinIO gets it
+//! in its environment, an external MinIO from its administrator (see the README). A bucket's
+//! configuration names it by ARN, `arn:minio:sqs::<id>:webhook`.
 
-use std::time::Duration;
-
-use aws_credential_types::Credentials;
-use percent_encoding::{NON_ALPHANUMERIC, percent_decode_str, utf8_percent_encode};
+use aws_sdk_s3::types::{
+    Event, FilterRule, FilterRuleName, NotificationConfiguration, NotificationConfigurationFilter,
+    QueueConfiguration, S3KeyFilter,
+};
+use percent_encoding::percent_decode_str;
 use serde::Deserialize;
 
-use super::S3Connection;
+use super::Storage;
 use super::error::StorageError;
 
 /// The event names a crawl cares about: objects that appeared or were overwritten.
 pub const OBJECT_CREATED: &str = "s3:ObjectCreated:*";
 
-/// How long a stream may stay silent (MinIO sends keep-alives far more often) before it is
-/// treated as dead and reopened.
-pub const IDLE_TIMEOUT: Duration = Duration::from_secs(120);
-
-/// Opens notification streams on one endpoint.
-#[derive(Clone)]
-pub struct Listener {
-    http: reqwest::Client,
-    endpoint: String,
-    region: String,
-    credentials: Credentials,
+/// The ARN of MinIO's webhook target `id` (any region).
+pub fn webhook_arn(id: &str) -> String {
+    format!("arn:minio:sqs::{id}:webhook")
 }
 
-/// An open stream of notifications for one bucket.
-pub struct Notifications {
-    response: reqwest::Response,
-    buf: Vec<u8>,
-    bucket: String,
-    endpoint: String,
+/// `arn` with its region left out: MinIO answers with its own region filled into the ARNs it
+/// was given without one.
+fn without_region(arn: &str) -> String {
+    let mut parts: Vec<&str> = arn.split(':').collect();
+    if parts.len() == 6 && parts[..3] == ["arn", "minio", "sqs"] {
+        parts[3] = "";
+    }
+    parts.join(":")
+}
+
+/// One rule of a bucket's notification configuration that lakeform owns: object-created
+/// events under `prefix` go to the target `arn`. `id` names the owner (rules are replaced by
+/// id prefix, so every owner keeps only its own rules).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Rule {
+    pub id: String,
+    pub arn: String,
+    pub prefix: String,
+}
+
+impl Rule {
+    fn to_queue(&self) -> Result<QueueConfiguration, String> {
+        let mut b = QueueConfiguration::builder()
+            .id(&self.id)
+            .queue_arn(&self.arn)
+            .events(Event::from(OBJECT_CREATED));
+        if !self.prefix.is_empty() {
+            b = b.filter(
+                NotificationConfigurationFilter::builder()
+                    .key(
+                        S3KeyFilter::builder()
+                            .filter_rules(
+                                FilterRule::builder()
+                                    .name(FilterRuleName::Prefix)
+                                    .value(&self.prefix)
+                                    .build(),
+                            )
+                            .build(),
+                    )
+                    .build(),
+            );
+        }
+        b.build().map_err(|e| e.to_string())
+    }
+
+    fn of_queue(q: &QueueConfiguration) -> Option<Rule> {
+        let prefix = q
+            .filter()
+            .and_then(|f| f.key())
+            .map(|k| k.filter_rules())
+            .unwrap_or_default()
+            .iter()
+            .find(|r| r.name() == Some(&FilterRuleName::Prefix))
+            .and_then(|r| r.value())
+            .unwrap_or_default()
+            .to_string();
+        Some(Rule {
+            id: q.id()?.to_string(),
+            arn: without_region(q.queue_arn()),
+            prefix,
+        })
+    }
+}
+
+impl Storage {
+    /// Make the rules of `bucket` whose id starts with `owner` exactly `rules` (each id must
+    /// start with `owner`), keeping everyone else's. Writes only when something differs;
+    /// returns whether it wrote.
+    pub async fn ensure_notifications(
+        &self,
+        bucket: &str,
+        owner: &str,
+        rules: &[Rule],
+    ) -> Result<bool, StorageError> {
+        const OP: &str = "PutBucketNotificationConfiguration";
+        let current = self
+            .s3
+            .get_bucket_notification_configuration()
+            .bucket(bucket)
+            .send()
+            .await
+            .map_err(|e| self.err("GetBucketNotificationConfiguration", bucket, e))?;
+        let queues = current.queue_configurations();
+        let mine: Vec<Rule> = queues
+            .iter()
+            .filter(|q| q.id().is_some_and(|id| id.starts_with(owner)))
+            .filter_map(Rule::of_queue)
+            .collect();
+        if mine == rules {
+            return Ok(false);
+        }
+        let mut desired: Vec<QueueConfiguration> = queues
+            .iter()
+            .filter(|q| !q.id().is_some_and(|id| id.starts_with(owner)))
+            .cloned()
+            .collect();
+        for r in rules {
+            desired.push(r.to_queue().map_err(|message| StorageError::Other {
+                operation: OP,
+                bucket: bucket.to_string(),
+                message,
+            })?);
+        }
+        let config = NotificationConfiguration::builder()
+            .set_queue_configurations(Some(desired))
+            .set_topic_configurations(Some(current.topic_configurations().to_vec()))
+            .set_lambda_function_configurations(Some(
+                current.lambda_function_configurations().to_vec(),
+            ))
+            .build();
+        self.s3
+            .put_bucket_notification_configuration()
+            .bucket(bucket)
+            .notification_configuration(config)
+            .send()
+            .await
+            .map_err(|e| self.err(OP, bucket, e))?;
+        Ok(true)
+    }
 }
 
 #[derive(Deserialize)]
@@ -51,7 +159,13 @@ struct Record {
 
 #[derive(Deserialize)]
 struct RecordS3 {
+    bucket: RecordBucket,
     object: RecordObject,
+}
+
+#[derive(Deserialize)]
+struct RecordBucket {
+    name: String,
 }
 
 #[derive(Deserialize)]
@@ -59,135 +173,15 @@ struct RecordObject {
     key: String,
 }
 
-impl Listener {
-    /// A listener for `conn`'s endpoint (always path-style: the extension is MinIO's).
-    pub fn new(conn: &S3Connection) -> Result<Self, StorageError> {
-        let http = reqwest::Client::builder()
-            .connect_timeout(Duration::from_secs(5))
-            .build()
-            .map_err(|e| StorageError::Other {
-                operation: "ListenBucketNotification",
-                bucket: String::new(),
-                message: e.to_string(),
-            })?;
-        Ok(Listener {
-            http,
-            endpoint: conn.endpoint.trim_end_matches('/').to_string(),
-            region: conn.region.clone(),
-            credentials: Credentials::new(
-                &conn.access_key,
-                &conn.secret_key,
-                None,
-                None,
-                "lakeform",
-            ),
-        })
-    }
-
-    /// Open the stream of object-created events of `bucket` under `prefix`.
-    pub async fn open(&self, bucket: &str, prefix: &str) -> Result<Notifications, StorageError> {
-        const OP: &str = "ListenBucketNotification";
-        let url = format!(
-            "{}/{}?events={}&prefix={}",
-            self.endpoint,
-            utf8_percent_encode(bucket, NON_ALPHANUMERIC),
-            utf8_percent_encode(OBJECT_CREATED, NON_ALPHANUMERIC),
-            utf8_percent_encode(prefix, NON_ALPHANUMERIC),
-        );
-        let other = |message: String| StorageError::Other {
-            operation: OP,
-            bucket: bucket.to_string(),
-            message,
-        };
-        let request =
-            super::sign::request(&self.credentials, &self.region, "GET", &url, Vec::new())
-                .map_err(other)?;
-        let response =
-            self.http
-                .execute(request)
-                .await
-                .map_err(|e| StorageError::EndpointUnreachable {
-                    operation: OP,
-                    endpoint: self.endpoint.clone(),
-                    message: e.to_string(),
-                })?;
-        let status = response.status();
-        if !status.is_success() {
-            let body = response.text().await.unwrap_or_default();
-            let code = xml_element(&body, "Code").unwrap_or_else(|| format!("HTTP{status}"));
-            let message = xml_element(&body, "Message").unwrap_or_else(|| {
-                "the endpoint does not offer bucket notification streams (only MinIO does)".into()
-            });
-            return Err(StorageError::from_code(
-                OP,
-                Some(bucket),
-                &self.endpoint,
-                &code,
-                message,
-            ));
-        }
-        Ok(Notifications {
-            response,
-            buf: Vec::new(),
-            bucket: bucket.to_string(),
-            endpoint: self.endpoint.clone(),
-        })
-    }
-}
-
-impl Notifications {
-    /// The keys of the next notifications (URL-decoded, as the S3 API names them); `None` when
-    /// the server closed the stream. Waits at most [`IDLE_TIMEOUT`] for any byte.
-    pub async fn next_keys(&mut self) -> Result<Option<Vec<String>>, StorageError> {
-        loop {
-            let keys = take_keys(&mut self.buf);
-            if !keys.is_empty() {
-                return Ok(Some(keys));
-            }
-            let chunk = tokio::time::timeout(IDLE_TIMEOUT, self.response.chunk())
-                .await
-                .map_err(|_| StorageError::EndpointUnreachable {
-                    operation: "ListenBucketNotification",
-                    endpoint: self.endpoint.clone(),
-                    message: format!(
-                        "the notification stream of bucket {:?} was silent for {}s",
-                        self.bucket,
-                        IDLE_TIMEOUT.as_secs()
-                    ),
-                })?
-                .map_err(|e| StorageError::EndpointUnreachable {
-                    operation: "ListenBucketNotification",
-                    endpoint: self.endpoint.clone(),
-                    message: e.to_string(),
-                })?;
-            match chunk {
-                Some(bytes) => self.buf.extend_from_slice(&bytes),
-                None => return Ok(None),
-            }
-        }
-    }
-}
-
-/// Remove the complete lines from `buf` and return the object keys they name. Keep-alive
-/// whitespace and documents that are not notifications are skipped.
-fn take_keys(buf: &mut Vec<u8>) -> Vec<String> {
-    let Some(end) = buf.iter().rposition(|b| *b == b'\n') else {
-        return Vec::new();
-    };
-    let lines: Vec<u8> = buf.drain(..=end).collect();
-    lines
-        .split(|b| *b == b'\n')
-        .filter(|l| l.iter().any(|b| !b.is_ascii_whitespace()))
-        .filter_map(|l| match serde_json::from_slice::<Document>(l) {
-            Ok(d) => Some(d),
-            Err(e) => {
-                tracing::warn!(error = %e, "skipping an unreadable bucket notification");
-                None
-            }
-        })
-        .flat_map(|d| d.records)
-        .map(|r| decode_key(&r.s3.object.key))
-        .collect()
+/// The `(bucket, key)` pairs of a notification document as a webhook target receives it (keys
+/// URL-decoded, as the S3 API names them).
+pub fn parse_webhook(body: &[u8]) -> Result<Vec<(String, String)>, serde_json::Error> {
+    let doc: Document = serde_json::from_slice(body)?;
+    Ok(doc
+        .records
+        .into_iter()
+        .map(|r| (r.s3.bucket.name, decode_key(&r.s3.object.key)))
+        .collect())
 }
 
 /// Object keys in notifications are form-encoded (`+` for a space, `%XX` for the rest).
@@ -197,43 +191,49 @@ fn decode_key(key: &str) -> String {
         .into_owned()
 }
 
-/// The text of the first `<name>` element of an S3 XML error body.
-fn xml_element(body: &str, name: &str) -> Option<String> {
-    let open = format!("<{name}>");
-    let start = body.find(&open)? + open.len();
-    let len = body[start..].find(&format!("</{name}>"))?;
-    Some(body[start..start + len].to_string())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn keys_from_complete_lines_only() {
-        let mut buf = b" \n{\"Records\":[{\"s3\":{\"object\":{\"key\":\"in/a%2Bb+c.csv\",\"size\":3}}}]}\n  \n{\"Records\":[{\"s3\":{\"object\":{\"key\":\"in/par".to_vec();
-        assert_eq!(take_keys(&mut buf), vec!["in/a+b c.csv".to_string()]);
-        assert!(buf.starts_with(b"{\"Records\""), "the partial line is kept");
-        buf.extend_from_slice(b"t.csv\"}}}]}\n");
-        assert_eq!(take_keys(&mut buf), vec!["in/part.csv".to_string()]);
-        assert!(buf.is_empty());
+    fn webhook_documents_name_bucket_and_decoded_key() {
+        let body = br#"{"EventName":"s3:ObjectCreated:Put","Key":"lake-raw/in/a+b%2Bc.csv","Records":[{"eventVersion":"2.0","eventName":"s3:ObjectCreated:Put","s3":{"s3SchemaVersion":"1.0","bucket":{"name":"lake-raw","arn":"arn:aws:s3:::lake-raw"},"object":{"key":"in%2Fa+b%2Bc.csv","size":3,"eTag":"x"}}}]}"#;
+        assert_eq!(
+            parse_webhook(body).expect("parses"),
+            vec![("lake-raw".to_string(), "in/a b+c.csv".to_string())]
+        );
+        assert!(parse_webhook(b"{}").expect("no records").is_empty());
+        assert!(parse_webhook(b"not json").is_err());
     }
 
     #[test]
-    fn keep_alives_and_foreign_documents_yield_nothing() {
-        let mut buf = b"   \n{\"something\":1}\nnot json\n".to_vec();
-        assert!(take_keys(&mut buf).is_empty());
-        assert!(buf.is_empty());
-        let mut partial = b"{\"Records\":".to_vec();
-        assert!(take_keys(&mut partial).is_empty());
-        assert_eq!(partial, b"{\"Records\":");
-    }
-
-    #[test]
-    fn xml_error_fields() {
-        let body = "<Error><Code>NotImplemented</Code><Message>A header you provided implies functionality that is not implemented</Message></Error>";
-        assert_eq!(xml_element(body, "Code").as_deref(), Some("NotImplemented"));
-        assert!(xml_element(body, "Message").is_some_and(|m| m.starts_with("A header")));
-        assert_eq!(xml_element(body, "Resource"), None);
+    fn rules_round_trip_through_queue_configurations() {
+        let r = Rule {
+            id: "lakeform:team/orders:0".into(),
+            arn: webhook_arn("lakeform"),
+            prefix: "data/".into(),
+        };
+        let q = r.to_queue().expect("valid");
+        assert_eq!(q.events(), &[Event::from(OBJECT_CREATED)]);
+        assert_eq!(Rule::of_queue(&q), Some(r.clone()));
+        let whole = Rule {
+            prefix: String::new(),
+            ..r
+        };
+        let q = whole.to_queue().expect("valid");
+        assert!(q.filter().is_none(), "no prefix, no filter");
+        assert_eq!(Rule::of_queue(&q), Some(whole));
+        assert_eq!(webhook_arn("t1"), "arn:minio:sqs::t1:webhook");
+        let answered = QueueConfiguration::builder()
+            .id("x")
+            .queue_arn("arn:minio:sqs:us-east-1:t1:webhook")
+            .events(Event::from(OBJECT_CREATED))
+            .build()
+            .expect("valid");
+        assert_eq!(
+            Rule::of_queue(&answered).map(|r| r.arn),
+            Some(webhook_arn("t1")),
+            "the region MinIO fills in does not make a rule differ"
+        );
     }
 }

@@ -1,18 +1,25 @@
 //! `spec.runOnEvents`: crawls started by bucket notifications.
 //!
-//! For each such Crawler the operator holds one MinIO notification stream per target
-//! ([`crate::storage::notify`]) and batches the created keys. A batch is crawled when it holds
-//! `batchSize` keys or `batchWindowSeconds` after its first key, by a Job named from a hash of
-//! its keys (so one batch can never start two Jobs) whose keys come from a ConfigMap owned by
-//! that Job. A batch waits while another crawl of the same crawler is running, and keys that
-//! arrive meanwhile join the next batch. Batches live in the operator's memory: keys notified
-//! while no operator listens (or pending when it restarts) are crawled by the next scheduled or
-//! on-demand run, which lists everything.
+//! The operator configures each target bucket to send object-created notifications under the
+//! target's prefix to its MinIO webhook target ([`crate::storage::notify`]); MinIO POSTs them
+//! to the operator's event receiver ([`serve`]), which hands each key to the batchers of the
+//! crawlers it belongs to. A batch is crawled when it holds `batchSize` keys or
+//! `batchWindowSeconds` after its first key, by a Job named from a hash of its keys (so one
+//! batch can never start two Jobs) whose keys come from a ConfigMap owned by that Job. A batch
+//! waits while another crawl of the same crawler is running, and keys that arrive meanwhile join
+//! the next batch. Batches live in the operator's memory: MinIO queues notifications while the
+//! receiver is down (the target's `queue_dir`), and keys pending when the operator stops are
+//! crawled by the next scheduled or on-demand run, which lists everything.
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::routing::any;
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{ConfigMap, Secret};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
@@ -25,7 +32,7 @@ use lakeform_api::datalake::DataLake;
 use lakeform_worker::crawl::listing::{self, Excludes};
 use sha2::{Digest, Sha256};
 use tokio::sync::mpsc;
-use tokio::task::{JoinHandle, JoinSet};
+use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
 use super::super::context::Context;
@@ -35,45 +42,32 @@ use crate::build::crawler::{
 };
 use crate::build::minio;
 use crate::storage::S3Connection;
-use crate::storage::notify::Listener;
+use crate::storage::notify::{Rule, parse_webhook, webhook_arn};
 
-/// How long a reconcile waits for a new listener's first connection before reporting.
-pub const CONNECT_WAIT: Duration = Duration::from_secs(5);
+/// Path of the event receiver that MinIO's webhook target posts to.
+pub const WEBHOOK_PATH: &str = "/minio/events";
+/// Keys queued per crawler between the receiver and its batcher.
+const QUEUE: usize = 4096;
 /// How often a full or expired batch that cannot start (another crawl runs) looks again.
 const BUSY_RECHECK: Duration = Duration::from_secs(5);
 /// How often a listener checks that its Crawler still exists.
 const ALIVE_CHECK: Duration = Duration::from_secs(30);
-/// Longest pause between two attempts to reopen a notification stream.
-const MAX_REOPEN_DELAY: Duration = Duration::from_secs(60);
 /// Most bytes of keys in one batch (the ConfigMap that carries them holds at most 1 MiB).
 const MAX_BATCH_BYTES: usize = 512 * 1024;
 
-/// The state of a crawler's notification streams.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum ListenState {
-    /// Opening the streams.
-    Connecting,
-    /// Every stream is open.
-    Listening,
-    /// A stream could not be opened (it is retried with backoff).
-    Failed(String),
-}
-
-/// One target's notification stream: bucket, prefix and the target's excludes.
+/// One target of an event-driven crawler: bucket, prefix and the target's excludes.
 pub struct Source {
     pub bucket: String,
     pub prefix: String,
     pub excludes: Excludes,
 }
 
-/// What a crawler listens to and how it batches.
+/// Which keys a crawler takes and how it batches them.
 pub struct Plan {
     /// The Crawler as last reconciled: owner, names and labels of the batch Jobs.
     pub crawler: Crawler,
     /// Its DataLake (labels of the batch Jobs).
     pub lake: DataLake,
-    /// The lake's S3 endpoint and credentials.
-    pub conn: S3Connection,
     pub sources: Vec<Source>,
     pub batch_size: usize,
     pub window: Duration,
@@ -82,17 +76,13 @@ pub struct Plan {
 }
 
 impl Plan {
-    /// What identifies a listener: a change restarts it (pending keys are then left to the
+    /// What identifies a batcher: a change restarts it (pending keys are then left to the
     /// next run).
     fn fingerprint(&self) -> String {
         let mut h = Sha256::new();
         for part in [
             self.crawler.uid().unwrap_or_default(),
             self.lake.name_any(),
-            self.conn.endpoint.clone(),
-            self.conn.region.clone(),
-            self.conn.access_key.clone(),
-            self.conn.secret_key.clone(),
             self.batch_size.to_string(),
             self.window.as_secs().to_string(),
             self.image.clone(),
@@ -127,51 +117,54 @@ impl Plan {
     }
 }
 
-struct Running {
+struct Subscription {
     fingerprint: String,
-    state: Arc<Mutex<ListenState>>,
+    plan: Arc<Plan>,
+    tx: mpsc::Sender<Vec<String>>,
     task: JoinHandle<()>,
 }
 
-impl Drop for Running {
+impl Drop for Subscription {
     fn drop(&mut self) {
         self.task.abort();
     }
 }
 
-/// The listeners of all event-driven crawlers, by crawler key.
+/// The batchers of all event-driven crawlers, by crawler key.
 #[derive(Default)]
-pub struct Listeners {
-    running: Mutex<HashMap<String, Running>>,
+pub struct Subscriptions {
+    running: Mutex<HashMap<String, Subscription>>,
 }
 
-impl Listeners {
-    /// Make sure a listener runs `plan` for `key` (restarting it when the plan changed or it
-    /// ended) and return its state.
-    pub fn ensure(&self, key: &str, plan: Plan, ctx: Arc<Context>) -> Arc<Mutex<ListenState>> {
+impl Subscriptions {
+    /// Make sure a batcher runs `plan` for `key` (restarting it when the plan changed or it
+    /// ended).
+    pub fn ensure(&self, key: &str, plan: Plan, ctx: Arc<Context>) {
         let fingerprint = plan.fingerprint();
         let mut running = self.running.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(r) = running.get(key)
             && r.fingerprint == fingerprint
             && !r.task.is_finished()
         {
-            return r.state.clone();
+            return;
         }
-        let state = Arc::new(Mutex::new(ListenState::Connecting));
-        let task = tokio::spawn(listen(Arc::new(plan), ctx, state.clone()));
-        tracing::info!(crawler = key, "listening for bucket notifications");
+        let plan = Arc::new(plan);
+        let (tx, rx) = mpsc::channel(QUEUE);
+        let task = tokio::spawn(batch(plan.clone(), ctx, rx));
+        tracing::info!(crawler = key, "batching bucket notifications");
         running.insert(
             key.to_string(),
-            Running {
+            Subscription {
                 fingerprint,
-                state: state.clone(),
+                plan,
+                tx,
                 task,
             },
         );
-        state
     }
 
-    /// Stop the listener of `key`, if any.
+    /// Stop the batcher of `key`, if any. The buckets keep routing to the receiver, which
+    /// drops keys no batcher takes.
     pub fn stop(&self, key: &str) {
         let removed = self
             .running
@@ -179,28 +172,97 @@ impl Listeners {
             .unwrap_or_else(|p| p.into_inner())
             .remove(key);
         if removed.is_some() {
-            tracing::info!(crawler = key, "stopped listening for bucket notifications");
+            tracing::info!(crawler = key, "stopped batching bucket notifications");
         }
+    }
+
+    /// Hand a notified `key` of `bucket` to every crawler whose targets hold it; how many took
+    /// it.
+    pub fn deliver(&self, bucket: &str, key: &str) -> usize {
+        let running = self.running.lock().unwrap_or_else(|p| p.into_inner());
+        let mut taken = 0;
+        for (crawler, sub) in running.iter() {
+            let Some(full) = sub
+                .plan
+                .sources
+                .iter()
+                .filter(|s| s.bucket == bucket)
+                .find_map(|s| Plan::accept(s, key))
+            else {
+                continue;
+            };
+            match sub.tx.try_send(vec![full]) {
+                Ok(()) => taken += 1,
+                Err(e) => tracing::warn!(
+                    crawler = %crawler, bucket, key, error = %e,
+                    "dropping a notification (the next full crawl picks the object up)"
+                ),
+            }
+        }
+        taken
     }
 }
 
-fn read_state(state: &Mutex<ListenState>) -> ListenState {
-    state.lock().unwrap_or_else(|p| p.into_inner()).clone()
+/// The event receiver's state.
+#[derive(Clone)]
+struct Receiver {
+    subscriptions: Arc<Subscriptions>,
+    /// Bearer token MinIO's webhook target sends (its `auth_token`); `None`: no check.
+    token: Option<String>,
 }
 
-fn set_state(state: &Mutex<ListenState>, new: ListenState) {
-    *state.lock().unwrap_or_else(|p| p.into_inner()) = new;
+/// Serve the event receiver on `listener`: MinIO's webhook target POSTs notification
+/// documents to [`WEBHOOK_PATH`]; other methods (MinIO's reachability checks) get 200.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    subscriptions: Arc<Subscriptions>,
+    token: Option<String>,
+) -> std::io::Result<()> {
+    let app = Router::new()
+        .route(WEBHOOK_PATH, any(receive))
+        .with_state(Receiver {
+            subscriptions,
+            token,
+        });
+    tracing::info!(addr = ?listener.local_addr(), path = WEBHOOK_PATH, "receiving bucket notifications");
+    axum::serve(listener, app).await
 }
 
-/// The state once it left `Connecting`, or `Connecting` after `wait`.
-pub async fn settled(state: &Mutex<ListenState>, wait: Duration) -> ListenState {
-    let deadline = Instant::now() + wait;
-    loop {
-        let s = read_state(state);
-        if s != ListenState::Connecting || Instant::now() >= deadline {
-            return s;
+async fn receive(
+    State(r): State<Receiver>,
+    method: axum::http::Method,
+    headers: HeaderMap,
+    body: Bytes,
+) -> (StatusCode, String) {
+    if let Some(token) = &r.token {
+        let given = headers
+            .get(axum::http::header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .map(|v| v.strip_prefix("Bearer ").unwrap_or(v));
+        if given != Some(token.as_str()) {
+            return (StatusCode::UNAUTHORIZED, "bad or missing token\n".into());
         }
-        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    if method != axum::http::Method::POST || body.is_empty() {
+        return (StatusCode::OK, String::new());
+    }
+    match parse_webhook(&body) {
+        Ok(records) => {
+            let mut taken = 0;
+            for (bucket, key) in &records {
+                taken += r.subscriptions.deliver(bucket, key);
+            }
+            tracing::debug!(
+                records = records.len(),
+                taken,
+                "bucket notifications received"
+            );
+            (StatusCode::OK, String::new())
+        }
+        Err(e) => (
+            StatusCode::BAD_REQUEST,
+            format!("not a bucket notification document: {e}\n"),
+        ),
     }
 }
 
@@ -210,10 +272,11 @@ pub async fn connection(
     client: &Client,
 ) -> Result<Result<S3Connection, String>, kube::Error> {
     let ns = lake.namespace().unwrap_or_default();
-    let (endpoint, region, secret_name, keys) = match &lake.spec.storage.external {
+    let (endpoint, region, path_style, secret_name, keys) = match &lake.spec.storage.external {
         Some(ext) => (
             ext.endpoint.clone(),
             ext.region.clone(),
+            ext.path_style,
             ext.credentials.secret_name.clone(),
             (
                 ext.credentials.access_key_id_key.clone(),
@@ -223,6 +286,7 @@ pub async fn connection(
         None => (
             minio::endpoint(lake),
             "us-east-1".to_string(),
+            true,
             minio::secret_name(lake),
             (minio::USER_KEY.to_string(), minio::PASSWORD_KEY.to_string()),
         ),
@@ -254,7 +318,7 @@ pub async fn connection(
         (Some(access_key), Some(secret_key)) => Ok(Ok(S3Connection {
             endpoint,
             region,
-            path_style: true,
+            path_style,
             access_key,
             secret_key,
         })),
@@ -265,89 +329,40 @@ pub async fn connection(
     }
 }
 
-/// The listener task: one reader per source feeding the batcher.
-async fn listen(plan: Arc<Plan>, ctx: Arc<Context>, state: Arc<Mutex<ListenState>>) {
-    let listener = match Listener::new(&plan.conn) {
-        Ok(l) => l,
-        Err(e) => {
-            set_state(&state, ListenState::Failed(e.to_string()));
-            return;
+/// Point the notifications of each source's bucket and prefix at the webhook target `target`,
+/// replacing the rules this crawler set before (rule ids `lakeform:<ns>/<name>:<n>`).
+pub async fn route(
+    crawler: &Crawler,
+    conn: &S3Connection,
+    sources: &[Source],
+    target: &str,
+) -> Result<(), crate::storage::StorageError> {
+    let owner = format!(
+        "lakeform:{}/{}:",
+        crawler.namespace().unwrap_or_default(),
+        crawler.name_any()
+    );
+    let storage = crate::storage::Storage::new(conn);
+    let arn = webhook_arn(target);
+    let mut buckets: Vec<&str> = sources.iter().map(|s| s.bucket.as_str()).collect();
+    buckets.sort();
+    buckets.dedup();
+    for bucket in buckets {
+        let rules: Vec<Rule> = sources
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| s.bucket == bucket)
+            .map(|(i, s)| Rule {
+                id: format!("{owner}{i}"),
+                arn: arn.clone(),
+                prefix: s.prefix.clone(),
+            })
+            .collect();
+        if storage.ensure_notifications(bucket, &owner, &rules).await? {
+            tracing::info!(bucket, arn = %arn, rules = rules.len(), "routed bucket notifications");
         }
-    };
-    let (tx, rx) = mpsc::channel::<Vec<String>>(64);
-    let open = Arc::new(Mutex::new(0usize));
-    let mut readers = JoinSet::new();
-    for i in 0..plan.sources.len() {
-        readers.spawn(read(
-            listener.clone(),
-            plan.clone(),
-            i,
-            tx.clone(),
-            state.clone(),
-            open.clone(),
-        ));
     }
-    drop(tx);
-    batch(plan, ctx, rx).await;
-    // dropping `readers` stops them
-}
-
-/// Keep the stream of `plan.sources[index]` open and send its accepted keys.
-async fn read(
-    listener: Listener,
-    plan: Arc<Plan>,
-    index: usize,
-    tx: mpsc::Sender<Vec<String>>,
-    state: Arc<Mutex<ListenState>>,
-    open: Arc<Mutex<usize>>,
-) {
-    let source = &plan.sources[index];
-    let total = plan.sources.len();
-    let mut delay = Duration::from_secs(1);
-    loop {
-        match listener.open(&source.bucket, &source.prefix).await {
-            Ok(mut stream) => {
-                delay = Duration::from_secs(1);
-                {
-                    let mut n = open.lock().unwrap_or_else(|p| p.into_inner());
-                    *n += 1;
-                    if *n >= total {
-                        set_state(&state, ListenState::Listening);
-                    }
-                }
-                let end = loop {
-                    match stream.next_keys().await {
-                        Ok(Some(keys)) => {
-                            let accepted: Vec<String> = keys
-                                .iter()
-                                .filter_map(|k| Plan::accept(source, k))
-                                .collect();
-                            if !accepted.is_empty() && tx.send(accepted).await.is_err() {
-                                return;
-                            }
-                        }
-                        Ok(None) => break None,
-                        Err(e) => break Some(e.to_string()),
-                    }
-                };
-                *open.lock().unwrap_or_else(|p| p.into_inner()) -= 1;
-                match end {
-                    Some(e) => {
-                        tracing::warn!(bucket = %source.bucket, error = %e, "notification stream broke; reopening");
-                    }
-                    None => {
-                        tracing::debug!(bucket = %source.bucket, "notification stream closed; reopening");
-                    }
-                }
-            }
-            Err(e) => {
-                tracing::warn!(bucket = %source.bucket, error = %e, "cannot open the notification stream");
-                set_state(&state, ListenState::Failed(e.to_string()));
-            }
-        }
-        tokio::time::sleep(delay).await;
-        delay = (delay * 2).min(MAX_REOPEN_DELAY);
-    }
+    Ok(())
 }
 
 /// Whether a batch could start.
@@ -359,7 +374,8 @@ enum Start {
     Gone,
 }
 
-/// Collect keys into batches and start a crawl per batch.
+/// Collect keys into batches and start a crawl per batch, until the channel closes (the
+/// subscription was replaced or stopped) or the Crawler is gone.
 async fn batch(plan: Arc<Plan>, ctx: Arc<Context>, mut rx: mpsc::Receiver<Vec<String>>) {
     let mut pending: BTreeSet<String> = BTreeSet::new();
     let mut first: Option<Instant> = None;

@@ -6,7 +6,7 @@
 //! status fields (`conditions`, `observedGeneration`, `lastRunToken`) under its own field
 //! manager, so the two writers never undo each other.
 
-mod events;
+pub mod events;
 mod runs;
 mod status;
 
@@ -54,8 +54,11 @@ pub struct CrawlerContext {
     pub base: Arc<Context>,
     /// Image of the crawl pods (the `lakeform` binary).
     pub worker_image: String,
-    /// Bucket-notification listeners of the crawlers with `runOnEvents`.
-    pub listeners: events::Listeners,
+    /// Batchers of the crawlers with `runOnEvents` (shared with the event receiver).
+    pub events: Arc<events::Subscriptions>,
+    /// MinIO webhook target id whose notifications reach this operator's event receiver;
+    /// `None` when the operator runs no receiver.
+    pub events_target: Option<String>,
 }
 
 fn key(crawler: &Crawler) -> String {
@@ -159,7 +162,7 @@ async fn apply_crawler(crawler: &Crawler, cctx: &CrawlerContext) -> Result<Actio
         || crawler.spec.run_on_events.is_none()
         || crawler.meta().deletion_timestamp.is_some()
     {
-        cctx.listeners.stop(&key(crawler));
+        cctx.events.stop(&key(crawler));
     }
     if crawler.spec.paused {
         suspend_cronjob(crawler, ctx).await?;
@@ -177,7 +180,7 @@ async fn apply_crawler(crawler: &Crawler, cctx: &CrawlerContext) -> Result<Actio
     // validate (without the lake, what can be checked alone)
     if let Err(errors) = validate_crawler(&crawler.spec, lake.as_ref().map(|l| &l.spec)) {
         let message = errors.to_string();
-        cctx.listeners.stop(&key(crawler));
+        cctx.events.stop(&key(crawler));
         delete_cronjob(crawler, ctx).await?;
         status.ready(false, "InvalidSpec", message.clone());
         if status.write(crawler, ctx).await? {
@@ -198,7 +201,7 @@ async fn apply_crawler(crawler: &Crawler, cctx: &CrawlerContext) -> Result<Actio
             "DataLake {ns}/{lake_name} (spec.lakeRef.name) does not exist; the crawler starts \
              when it does"
         );
-        cctx.listeners.stop(&key(crawler));
+        cctx.events.stop(&key(crawler));
         delete_cronjob(crawler, ctx).await?;
         status.ready(false, "LakeNotFound", message.clone());
         if status.write(crawler, ctx).await? {
@@ -215,7 +218,7 @@ async fn apply_crawler(crawler: &Crawler, cctx: &CrawlerContext) -> Result<Actio
         return Ok(Action::requeue(ctx.resync));
     };
     if let Some(message) = lake_ready(&lake) {
-        cctx.listeners.stop(&key(crawler));
+        cctx.events.stop(&key(crawler));
         status.ready(false, "LakeNotReady", message);
         status.write(crawler, ctx).await?;
         ctx.metrics.reconciled("Crawler", "LakeNotReady");
@@ -326,8 +329,8 @@ async fn apply_crawler(crawler: &Crawler, cctx: &CrawlerContext) -> Result<Actio
     Ok(action)
 }
 
-/// Start (or keep) the crawler's notification listener. `Ok(Ok(text))` says what it listens
-/// to; `Ok(Err(text))` why it cannot (the streams are retried in the background).
+/// Route the crawler's target buckets' notifications to this operator and keep its batcher
+/// running. `Ok(Ok(text))` says what it crawls; `Ok(Err(text))` why it cannot.
 async fn listen(
     crawler: &Crawler,
     lake: &DataLake,
@@ -335,13 +338,19 @@ async fn listen(
     cctx: &CrawlerContext,
 ) -> Result<Result<String, String>, Error> {
     let ctx = &cctx.base;
+    let Some(target) = &cctx.events_target else {
+        cctx.events.stop(&key(crawler));
+        return Ok(Err(
+            "runOnEvents needs the operator's event receiver (lakeform run --events-address); \
+             none is configured"
+                .into(),
+        ));
+    };
     let conn = match events::connection(lake, &ctx.client).await? {
         Ok(c) => c,
         Err(why) => {
-            cctx.listeners.stop(&key(crawler));
-            return Ok(Err(format!(
-                "cannot listen for bucket notifications: {why}"
-            )));
+            cctx.events.stop(&key(crawler));
+            return Ok(Err(format!("cannot route bucket notifications: {why}")));
         }
     };
     let mut sources = Vec::new();
@@ -359,42 +368,36 @@ async fn listen(
             excludes,
         });
     }
+    if let Err(e) = events::route(crawler, &conn, &sources, target).await {
+        cctx.events.stop(&key(crawler));
+        return Ok(Err(format!(
+            "cannot route bucket notifications to the operator: {e}"
+        )));
+    }
     let described: Vec<String> = sources
         .iter()
         .map(|s| format!("{}/{}", s.bucket, s.prefix))
         .collect();
-    let plan = events::Plan {
-        crawler: crawler.clone(),
-        lake: lake.clone(),
-        conn,
-        sources,
-        batch_size: usize::try_from(batching.batch_size.max(1)).unwrap_or(1),
-        window: Duration::from_secs(
-            u64::try_from(batching.batch_window_seconds.max(1)).unwrap_or(1),
-        ),
-        image: cctx.worker_image.clone(),
-    };
-    let state = cctx
-        .listeners
-        .ensure(&key(crawler), plan, cctx.base.clone());
-    let batches = format!(
-        "batches of {} key(s) or {}s",
-        batching.batch_size, batching.batch_window_seconds
+    cctx.events.ensure(
+        &key(crawler),
+        events::Plan {
+            crawler: crawler.clone(),
+            lake: lake.clone(),
+            sources,
+            batch_size: usize::try_from(batching.batch_size.max(1)).unwrap_or(1),
+            window: Duration::from_secs(
+                u64::try_from(batching.batch_window_seconds.max(1)).unwrap_or(1),
+            ),
+            image: cctx.worker_image.clone(),
+        },
+        cctx.base.clone(),
     );
-    Ok(match events::settled(&state, events::CONNECT_WAIT).await {
-        events::ListenState::Listening => Ok(format!(
-            "crawls object-created notifications of {} in {batches}",
-            described.join(", ")
-        )),
-        events::ListenState::Connecting => Ok(format!(
-            "opening the notification streams of {} ({batches})",
-            described.join(", ")
-        )),
-        events::ListenState::Failed(e) => Err(format!(
-            "cannot listen for bucket notifications of {}: {e}; retrying",
-            described.join(", ")
-        )),
-    })
+    Ok(Ok(format!(
+        "crawls object-created notifications of {} in batches of {} key(s) or {}s",
+        described.join(", "),
+        batching.batch_size,
+        batching.batch_window_seconds
+    )))
 }
 
 fn error_policy(crawler: Arc<Crawler>, error: &Error, ctx: Arc<CrawlerContext>) -> Action {
@@ -433,6 +436,8 @@ fn crawler_of_job(store: &Store<Crawler>, job: &Job) -> Vec<ObjectRef<Crawler>> 
 pub async fn run(
     ctx: Arc<Context>,
     worker_image: String,
+    events: Arc<events::Subscriptions>,
+    events_target: Option<String>,
     namespace: Option<String>,
     shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
 ) {
@@ -458,7 +463,8 @@ pub async fn run(
     let cctx = Arc::new(CrawlerContext {
         base: ctx,
         worker_image,
-        listeners: events::Listeners::default(),
+        events,
+        events_target,
     });
     controller
         .owns(scoped::<CronJob>(&client, &namespace), managed.clone())
