@@ -16,7 +16,7 @@ pub struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Command {
-    /// Run the operator: reconcile DataLakes (and, as they land, Crawlers, Workflows, runs).
+    /// Run the operator: reconcile DataLakes and Crawlers, and receive bucket notifications.
     Run(RunArgs),
     /// Print the CustomResourceDefinitions as YAML, or write one file per CRD into a folder.
     Crds {
@@ -117,6 +117,11 @@ struct RunArgs {
     /// Bearer token the webhook target sends (its `auth_token`); unset: not checked.
     #[arg(long, env = "LAKEFORM_EVENTS_TOKEN", hide_env_values = true)]
     events_token: Option<String>,
+    /// Base URL at which pods reach the event receiver (e.g. the operator's events Service,
+    /// `http://lakeform-events.lakeform-system.svc:8081`). With `--events-address`, managed
+    /// MinIOs get the webhook target in their environment.
+    #[arg(long, env = "LAKEFORM_EVENTS_URL", requires = "events_address")]
+    events_url: Option<String>,
 }
 
 /// The worker image of this release.
@@ -157,6 +162,7 @@ fn run_operator(args: RunArgs) -> anyhow::Result<()> {
         events_address: args.events_address,
         events_target: args.events_target,
         events_token: args.events_token,
+        events_url: args.events_url,
     };
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()

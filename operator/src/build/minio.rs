@@ -4,10 +4,10 @@ use std::collections::BTreeMap;
 
 use k8s_openapi::api::apps::v1::{StatefulSet, StatefulSetSpec};
 use k8s_openapi::api::core::v1::{
-    Capabilities, Container, ContainerPort, EnvVar, EnvVarSource, HTTPGetAction,
-    PersistentVolumeClaim, PersistentVolumeClaimSpec, PodSecurityContext, PodSpec, PodTemplateSpec,
-    Probe, SeccompProfile, Secret, SecretKeySelector, SecurityContext, Service, ServicePort,
-    ServiceSpec, VolumeMount, VolumeResourceRequirements,
+    Capabilities, Container, ContainerPort, EmptyDirVolumeSource, EnvVar, EnvVarSource,
+    HTTPGetAction, PersistentVolumeClaim, PersistentVolumeClaimSpec, PodSecurityContext, PodSpec,
+    PodTemplateSpec, Probe, SeccompProfile, Secret, SecretKeySelector, SecurityContext, Service,
+    ServicePort, ServiceSpec, Volume, VolumeMount, VolumeResourceRequirements,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
@@ -157,6 +157,72 @@ pub fn server_args(lake: &DataLake, spec: &ManagedStorage) -> Vec<String> {
     ]
 }
 
+/// The webhook target a managed MinIO delivers bucket notifications through: the operator's
+/// event receiver (DESIGN.md §7, `runOnEvents`). MinIO loads targets only at start, so it is
+/// part of the pod's environment.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Webhook {
+    /// Target id (`MINIO_NOTIFY_WEBHOOK_*_<ID>`, ARN `arn:minio:sqs::<id>:webhook`).
+    pub id: String,
+    /// URL the MinIO pods POST notifications to.
+    pub endpoint: String,
+    /// Bearer token the receiver expects; kept in [`events_secret`], never in the pod spec.
+    pub token: Option<String>,
+}
+
+/// Where the webhook target queues notifications while the receiver is down (an emptyDir).
+pub const EVENTS_QUEUE_DIR: &str = "/var/lib/minio-events";
+/// Secret key of the webhook target's token.
+pub const EVENTS_TOKEN_KEY: &str = "token";
+
+/// Name of the Secret holding the webhook target's token.
+pub fn events_secret_name(lake: &DataLake) -> String {
+    format!("{}-minio-events", lake.name_any())
+}
+
+/// The Secret with the webhook target's token (applied every reconcile: the token is the
+/// operator's setting, not generated here).
+pub fn events_secret(lake: &DataLake, token: &str) -> Secret {
+    Secret {
+        metadata: owned_meta(lake, events_secret_name(lake), COMPONENT),
+        string_data: Some(BTreeMap::from([(
+            EVENTS_TOKEN_KEY.to_string(),
+            token.to_string(),
+        )])),
+        ..Default::default()
+    }
+}
+
+/// Environment and volume of the webhook target `webhook`.
+fn webhook_env(lake: &DataLake, webhook: &Webhook) -> Vec<EnvVar> {
+    let var = |setting: &str| format!("MINIO_NOTIFY_WEBHOOK_{setting}_{}", webhook.id);
+    let plain = |setting: &str, value: &str| EnvVar {
+        name: var(setting),
+        value: Some(value.to_string()),
+        ..Default::default()
+    };
+    let mut env = vec![
+        plain("ENABLE", "on"),
+        plain("ENDPOINT", &webhook.endpoint),
+        plain("QUEUE_DIR", EVENTS_QUEUE_DIR),
+    ];
+    if webhook.token.is_some() {
+        env.push(EnvVar {
+            name: var("AUTH_TOKEN"),
+            value_from: Some(EnvVarSource {
+                secret_key_ref: Some(SecretKeySelector {
+                    name: events_secret_name(lake),
+                    key: EVENTS_TOKEN_KEY.into(),
+                    optional: Some(false),
+                }),
+                ..Default::default()
+            }),
+            ..Default::default()
+        });
+    }
+    env
+}
+
 /// Errors of the storage builders.
 #[derive(Debug, thiserror::Error)]
 pub enum BuildError {
@@ -165,17 +231,42 @@ pub enum BuildError {
     PodOverrides(serde_json::Error),
 }
 
-/// The MinIO StatefulSet.
-pub fn statefulset(lake: &DataLake, spec: &ManagedStorage) -> Result<StatefulSet, BuildError> {
+/// The MinIO StatefulSet; with `webhook`, its servers deliver bucket notifications to the
+/// operator's event receiver.
+pub fn statefulset(
+    lake: &DataLake,
+    spec: &ManagedStorage,
+    webhook: Option<&Webhook>,
+) -> Result<StatefulSet, BuildError> {
     let sel = selector(&lake.name_any(), COMPONENT);
+    let mut env = vec![
+        secret_env(lake, "MINIO_ROOT_USER", USER_KEY),
+        secret_env(lake, "MINIO_ROOT_PASSWORD", PASSWORD_KEY),
+    ];
+    let mut volume_mounts = vec![VolumeMount {
+        name: "data".into(),
+        mount_path: "/data".into(),
+        ..Default::default()
+    }];
+    let mut volumes = Vec::new();
+    if let Some(w) = webhook {
+        env.extend(webhook_env(lake, w));
+        volume_mounts.push(VolumeMount {
+            name: "events-queue".into(),
+            mount_path: EVENTS_QUEUE_DIR.into(),
+            ..Default::default()
+        });
+        volumes.push(Volume {
+            name: "events-queue".into(),
+            empty_dir: Some(EmptyDirVolumeSource::default()),
+            ..Default::default()
+        });
+    }
     let container = Container {
         name: "minio".into(),
         image: Some(spec.image.clone()),
         args: Some(server_args(lake, spec)),
-        env: Some(vec![
-            secret_env(lake, "MINIO_ROOT_USER", USER_KEY),
-            secret_env(lake, "MINIO_ROOT_PASSWORD", PASSWORD_KEY),
-        ]),
+        env: Some(env),
         ports: Some(vec![
             ContainerPort {
                 name: Some("s3".into()),
@@ -188,11 +279,7 @@ pub fn statefulset(lake: &DataLake, spec: &ManagedStorage) -> Result<StatefulSet
                 ..Default::default()
             },
         ]),
-        volume_mounts: Some(vec![VolumeMount {
-            name: "data".into(),
-            mount_path: "/data".into(),
-            ..Default::default()
-        }]),
+        volume_mounts: Some(volume_mounts),
         liveness_probe: Some(probe("/minio/health/live", 10)),
         readiness_probe: Some(probe("/minio/health/ready", 5)),
         resources: spec.resources.clone(),
@@ -219,6 +306,7 @@ pub fn statefulset(lake: &DataLake, spec: &ManagedStorage) -> Result<StatefulSet
         }),
         spec: Some(PodSpec {
             containers: vec![container],
+            volumes: (!volumes.is_empty()).then_some(volumes),
             security_context: Some(PodSecurityContext {
                 run_as_user: Some(1000),
                 run_as_group: Some(1000),
@@ -295,7 +383,7 @@ mod tests {
     #[test]
     fn single_node_statefulset() {
         let l = lake(SINGLE);
-        let sts = statefulset(&l, managed(&l)).expect("builds");
+        let sts = statefulset(&l, managed(&l), None).expect("builds");
         let spec = sts.spec.as_ref().expect("spec");
         assert_eq!(sts.metadata.name.as_deref(), Some("sales-minio"));
         assert_eq!(sts.metadata.namespace.as_deref(), Some("team"));
@@ -379,7 +467,7 @@ mod tests {
         let l = lake(
             "  storage:\n    managed:\n      podOverrides:\n        spec:\n          nodeSelector: {disk: ssd}\n          priorityClassName: storage\n  zones: [{name: raw}]\n",
         );
-        let sts = statefulset(&l, managed(&l)).expect("builds");
+        let sts = statefulset(&l, managed(&l), None).expect("builds");
         let pod = sts.spec.and_then(|s| s.template.spec).expect("pod");
         assert_eq!(
             pod.node_selector.as_ref().map(|n| n["disk"].as_str()),
@@ -404,5 +492,72 @@ mod tests {
             endpoint(&l),
             "http://sales-minio.team.svc.cluster.local:9000"
         );
+    }
+
+    #[test]
+    fn webhook_target_in_env_with_the_token_from_a_secret() {
+        let l = lake(SINGLE);
+        let w = Webhook {
+            id: "LAKEFORM".into(),
+            endpoint: "http://lakeform-events.lakeform-system.svc:8081/minio/events".into(),
+            token: Some("s3cr3t-token".into()),
+        };
+        let sts = statefulset(&l, managed(&l), Some(&w)).expect("builds");
+        let pod = sts.spec.and_then(|s| s.template.spec).expect("pod");
+        let c = &pod.containers[0];
+        let env = c.env.as_ref().expect("env");
+        let value = |n: &str| {
+            env.iter()
+                .find(|e| e.name == n)
+                .and_then(|e| e.value.clone())
+        };
+        assert_eq!(
+            value("MINIO_NOTIFY_WEBHOOK_ENABLE_LAKEFORM").as_deref(),
+            Some("on")
+        );
+        assert_eq!(
+            value("MINIO_NOTIFY_WEBHOOK_ENDPOINT_LAKEFORM").as_deref(),
+            Some(w.endpoint.as_str())
+        );
+        assert_eq!(
+            value("MINIO_NOTIFY_WEBHOOK_QUEUE_DIR_LAKEFORM").as_deref(),
+            Some(EVENTS_QUEUE_DIR)
+        );
+        let token = env
+            .iter()
+            .find(|e| e.name == "MINIO_NOTIFY_WEBHOOK_AUTH_TOKEN_LAKEFORM")
+            .expect("token env");
+        assert!(token.value.is_none(), "the token is never inline");
+        let key = token
+            .value_from
+            .as_ref()
+            .and_then(|v| v.secret_key_ref.as_ref())
+            .expect("secret ref");
+        assert_eq!(key.name, "sales-minio-events");
+        assert!(
+            !serde_json::to_string(&pod)
+                .expect("json")
+                .contains("s3cr3t-token")
+        );
+        assert!(
+            c.volume_mounts
+                .as_ref()
+                .is_some_and(|m| m.iter().any(|m| m.mount_path == EVENTS_QUEUE_DIR)),
+            "the queue dir is writable (the root filesystem is read-only)"
+        );
+        assert_eq!(
+            pod.volumes.as_ref().map(|v| v[0].empty_dir.is_some()),
+            Some(true)
+        );
+        let secret = events_secret(&l, "s3cr3t-token");
+        assert_eq!(secret.metadata.name.as_deref(), Some("sales-minio-events"));
+
+        let without = statefulset(&l, managed(&l), None).expect("builds");
+        let env = without
+            .spec
+            .and_then(|s| s.template.spec)
+            .map(|p| p.containers[0].env.clone().unwrap_or_default())
+            .unwrap_or_default();
+        assert!(env.iter().all(|e| !e.name.starts_with("MINIO_NOTIFY")));
     }
 }

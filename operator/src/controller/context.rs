@@ -20,6 +20,9 @@ pub struct Context {
     pub metrics: Arc<Metrics>,
     /// Requeue interval of a healthy object (level-based resync).
     pub resync: Duration,
+    /// The webhook target managed MinIOs deliver bucket notifications through (the operator
+    /// runs an event receiver and was told how MinIO pods reach it); `None`: no target.
+    pub minio_webhook: Option<crate::build::minio::Webhook>,
     /// Consecutive failures per object, for exponential backoff.
     failures: Mutex<HashMap<String, u32>>,
 }
@@ -31,12 +34,14 @@ impl Context {
         recorder: Recorder,
         metrics: Arc<Metrics>,
         resync: Duration,
+        minio_webhook: Option<crate::build::minio::Webhook>,
     ) -> Self {
         Context {
             client,
             recorder,
             metrics,
             resync,
+            minio_webhook,
             failures: Mutex::default(),
         }
     }

@@ -47,6 +47,9 @@ pub struct RunOptions {
     pub events_target: String,
     /// Bearer token the webhook target sends; `None`: requests are not checked.
     pub events_token: Option<String>,
+    /// Base URL at which managed MinIO pods reach the event receiver (its Service); with it,
+    /// managed MinIOs get the webhook target in their environment.
+    pub events_url: Option<String>,
 }
 
 async fn client(kubeconfig: Option<&PathBuf>) -> anyhow::Result<Client> {
@@ -108,11 +111,24 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<()> {
         controller: "lakeform".into(),
         instance: Some(opts.identity.clone()),
     };
+    let minio_webhook = match (&opts.events_address, &opts.events_url) {
+        (Some(_), Some(url)) => Some(crate::build::minio::Webhook {
+            id: opts.events_target.clone(),
+            endpoint: format!(
+                "{}{}",
+                url.trim_end_matches('/'),
+                crawler::events::WEBHOOK_PATH
+            ),
+            token: opts.events_token.clone(),
+        }),
+        _ => None,
+    };
     let ctx = Arc::new(Context::new(
         client.clone(),
         Recorder::new(client, reporter),
         metrics,
         opts.resync,
+        minio_webhook,
     ));
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let stopped = || {

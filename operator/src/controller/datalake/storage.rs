@@ -123,7 +123,10 @@ async fn managed_connection(
     for svc in minio::services(lake) {
         apply(&ctx.client, svc).await?;
     }
-    let sts = match minio::statefulset(lake, spec) {
+    if let Some(token) = ctx.minio_webhook.as_ref().and_then(|w| w.token.as_deref()) {
+        apply(&ctx.client, minio::events_secret(lake, token)).await?;
+    }
+    let sts = match minio::statefulset(lake, spec, ctx.minio_webhook.as_ref()) {
         Ok(s) => s,
         Err(e) => {
             return Ok(Err(NoConnection {
