@@ -429,6 +429,9 @@ pub struct WorkflowStatus {
     /// Next scheduled start, per schedule trigger.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub next_schedule_times: BTreeMap<String, Time>,
+    /// The last on-demand token (`lakeform.dev/run` annotation) that started a run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_run_token: Option<String>,
     /// `<name>@<resourceVersion>` of the Blueprint the steps were expanded from, when
     /// `blueprintRef` is set.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -7,3 +7,4 @@ mod controlplane;
 mod crawler;
 mod crawler_controller;
 mod storage;
+mod workflow;

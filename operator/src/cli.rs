@@ -69,6 +69,12 @@ enum DebugCommand {
         /// Variable names.
         names: Vec<String>,
     },
+    /// Exit with status 1 unless each `NAME=VALUE` holds in the environment (a step that fails
+    /// until its parameters are right, for testing retries and resumed runs).
+    RequireEnv {
+        /// `NAME=VALUE` pairs.
+        pairs: Vec<String>,
+    },
 }
 
 /// Arguments of `lakeform run`.
@@ -195,6 +201,18 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             for name in names {
                 let value = std::env::var(&name).unwrap_or_default();
                 writeln!(stdout, "{name}={value}")?;
+            }
+            Ok(())
+        }
+        Command::Debug {
+            command: DebugCommand::RequireEnv { pairs },
+        } => {
+            for pair in pairs {
+                let (name, want) = pair.split_once('=').unwrap_or((pair.as_str(), ""));
+                let got = std::env::var(name).unwrap_or_default();
+                if got != want {
+                    anyhow::bail!("{name} is {got:?}, expected {want:?}");
+                }
             }
             Ok(())
         }

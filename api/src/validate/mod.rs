@@ -15,7 +15,7 @@ pub use blueprint::{render_blueprint, resolve_parameters, validate_blueprint};
 pub use crawler::validate_crawler;
 pub use dag::topological_order;
 pub use datalake::validate_datalake;
-pub use schedule::{parse_cron, parse_duration, parse_time_zone};
+pub use schedule::{next_fire, parse_cron, parse_duration, parse_time_zone};
 pub use workflow::validate_workflow;
 
 /// One problem with a spec: where (a field path such as `spec.steps[2].dependsOn`) and what.

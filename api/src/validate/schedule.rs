@@ -23,6 +23,21 @@ pub fn parse_cron(expr: &str) -> Result<Cron, String> {
         })
 }
 
+/// The first time `cron` fires strictly after `after` (unix seconds), reading the expression in
+/// `time_zone` (UTC when unset), as unix seconds.
+pub fn next_fire(cron: &Cron, time_zone: Option<&str>, after: i64) -> Result<i64, String> {
+    let tz = match time_zone {
+        Some(name) => parse_time_zone(name)?,
+        None => chrono_tz::UTC,
+    };
+    let start = chrono::DateTime::from_timestamp(after, 0)
+        .ok_or_else(|| format!("{after} is not a representable time"))?
+        .with_timezone(&tz);
+    cron.find_next_occurrence(&start, false)
+        .map(|t| t.timestamp())
+        .map_err(|e| format!("no next time for the cron expression: {e}"))
+}
+
 /// Parse an IANA time zone name such as `Europe/Paris`.
 pub fn parse_time_zone(name: &str) -> Result<chrono_tz::Tz, String> {
     name.parse::<chrono_tz::Tz>()
@@ -64,6 +79,25 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn next_fire_follows_the_time_zone() {
+        // 2026-11-30T10:00:00Z
+        let t = 1_796_032_800;
+        let hourly = parse_cron("0 * * * *").expect("valid");
+        assert_eq!(
+            next_fire(&hourly, None, t).expect("next"),
+            t + 3600,
+            "strictly after"
+        );
+        let daily = parse_cron("30 6 * * *").expect("valid");
+        // 06:30 in Paris (UTC+1 in winter) is 05:30Z the next day
+        assert_eq!(
+            next_fire(&daily, Some("Europe/Paris"), t).expect("next"),
+            t + 19 * 3600 + 1800
+        );
+        assert!(next_fire(&daily, Some("Mars/Base"), t).is_err());
+    }
 
     #[test]
     fn cron_accepts_kubernetes_forms() {

@@ -1,7 +1,7 @@
 //! The local control plane itself: the real Job, CronJob and garbage-collector controllers with
 //! the pod runner as kubelet, and the API server's validation of our CRDs.
 
-mod common;
+pub mod common;
 mod gc;
 mod invalid;
 mod jobs;

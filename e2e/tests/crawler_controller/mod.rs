@@ -2,7 +2,7 @@
 //! the pod runner, MinIO and the REST catalog, with the real `lakeform run` operator.
 //! `e2e/run crawler-controller` selects these.
 
-mod common;
+pub mod common;
 mod events;
 mod invalid;
 mod on_demand;

@@ -17,9 +17,8 @@ use kube::{Resource, ResourceExt};
 use lakeform_api::common::GROUP;
 use lakeform_api::crawler::{CrawlSchedule, Crawler};
 use lakeform_api::datalake::DataLake;
-use sha2::{Digest, Sha256};
 
-use super::meta::labels;
+use super::meta::{bounded, labels, short_hash};
 
 /// Component label of a crawler's objects.
 pub const COMPONENT: &str = "crawler";
@@ -48,30 +47,14 @@ const CRONJOB_NAME_MAX: usize = 52;
 /// Kubernetes limit of a Job name (it becomes a label value).
 const JOB_NAME_MAX: usize = 63;
 
-fn short_hash(text: &str, len: usize) -> String {
-    let mut h = hex::encode(Sha256::digest(text.as_bytes()));
-    h.truncate(len);
-    h
-}
-
-/// `<base><suffix>`, or when longer than `max`, `base` cut and made unique with a hash of it.
-fn bounded(base: &str, suffix: &str, max: usize) -> String {
-    let name = format!("{base}{suffix}");
-    if name.len() <= max {
-        return name;
-    }
-    let hash = short_hash(base, 8);
-    let keep = max.saturating_sub(suffix.len() + hash.len() + 1);
-    let mut cut: String = base.chars().take(keep).collect();
-    while cut.ends_with(['-', '.']) {
-        cut.pop();
-    }
-    format!("{cut}-{hash}{suffix}")
-}
-
 /// The ServiceAccount (and Role, RoleBinding) of the crawler's pods: `<crawler>-crawler`.
 pub fn service_account_name(crawler: &Crawler) -> String {
-    bounded(&crawler.name_any(), "-crawler", 253)
+    service_account_name_for(&crawler.name_any())
+}
+
+/// [`service_account_name`] of the Crawler named `name`.
+pub fn service_account_name_for(name: &str) -> String {
+    bounded(name, "-crawler", 253)
 }
 
 /// The CronJob of the schedule: `<crawler>-crawl`.

@@ -6,6 +6,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference}
 use kube::{Resource, ResourceExt};
 use lakeform_api::common::{LABEL_MANAGED_BY, LABEL_PART_OF, MANAGED_BY};
 use serde_json::Value;
+use sha2::{Digest, Sha256};
 
 /// Labels every object of a lake carries; `component` says which part it belongs to.
 pub fn labels(lake: &str, component: &str) -> BTreeMap<String, String> {
@@ -64,6 +65,28 @@ pub fn merge(target: &mut Value, patch: &Value) {
         }
         (t, p) => *t = p.clone(),
     }
+}
+
+/// The first `len` hex digits of the SHA-256 of `text`.
+pub fn short_hash(text: &str, len: usize) -> String {
+    let mut h = hex::encode(Sha256::digest(text.as_bytes()));
+    h.truncate(len);
+    h
+}
+
+/// `<base><suffix>`, or when longer than `max`, `base` cut and made unique with a hash of it.
+pub fn bounded(base: &str, suffix: &str, max: usize) -> String {
+    let name = format!("{base}{suffix}");
+    if name.len() <= max {
+        return name;
+    }
+    let hash = short_hash(base, 8);
+    let keep = max.saturating_sub(suffix.len() + hash.len() + 1);
+    let mut cut: String = base.chars().take(keep).collect();
+    while cut.ends_with(['-', '.']) {
+        cut.pop();
+    }
+    format!("{cut}-{hash}{suffix}")
 }
 
 #[cfg(test)]

@@ -8,3 +8,4 @@ pub mod lakekeeper;
 pub mod meta;
 pub mod minio;
 pub mod trino;
+pub mod workflow;

@@ -7,6 +7,8 @@ pub mod crawler;
 pub mod datalake;
 pub mod leader;
 pub mod metrics;
+pub mod workflow;
+pub mod workflow_run;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -156,6 +158,17 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<()> {
         }
         None => None,
     };
+    let workflows = tokio::spawn(workflow::run(
+        ctx.clone(),
+        opts.namespace.clone(),
+        stopped(),
+    ));
+    let workflow_runs = tokio::spawn(workflow_run::run(
+        ctx.clone(),
+        opts.worker_image.clone(),
+        opts.namespace.clone(),
+        stopped(),
+    ));
     let crawlers = tokio::spawn(crawler::run(
         ctx,
         opts.worker_image.clone(),
@@ -167,6 +180,8 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<()> {
     let controllers = async {
         let _ = datalakes.await;
         let _ = crawlers.await;
+        let _ = workflows.await;
+        let _ = workflow_runs.await;
     };
     let leadership_lost = async {
         match lost.as_mut() {

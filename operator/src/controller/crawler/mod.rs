@@ -7,7 +7,7 @@
 //! manager, so the two writers never undo each other.
 
 pub mod events;
-mod runs;
+pub mod runs;
 mod status;
 
 use std::sync::Arc;
