@@ -31,6 +31,11 @@ enum Command {
         #[command(subcommand)]
         command: CrawlerCommand,
     },
+    /// Work with Workflow objects.
+    Workflow {
+        #[command(subcommand)]
+        command: WorkflowCommand,
+    },
     /// Print the version.
     Version,
     /// Helpers for debugging Jobs and the test environment.
@@ -45,15 +50,38 @@ enum Command {
 enum CrawlerCommand {
     /// Start a crawl now: annotate the Crawler `lakeform.dev/run=<token>`; the operator starts
     /// one Job per token.
-    Run(CrawlerRunArgs),
+    Run(RunNowArgs),
 }
 
-/// Arguments of `lakeform crawler run`.
+#[derive(Subcommand, Debug)]
+enum WorkflowCommand {
+    /// Start a run now: annotate the Workflow `lakeform.dev/run=<token>`; the operator starts
+    /// one WorkflowRun per token (subject to its concurrencyPolicy).
+    Run(RunNowArgs),
+    /// Show a workflow's runs, newest first, with the state of each step in DAG order.
+    Runs(RunsArgs),
+}
+
+/// Arguments of `lakeform workflow runs`.
 #[derive(clap::Args, Debug)]
-struct CrawlerRunArgs {
-    /// The Crawler, as `<namespace>/<name>`.
+struct RunsArgs {
+    /// The Workflow, as `<namespace>/<name>`.
     #[arg(value_name = "NAMESPACE/NAME")]
-    crawler: String,
+    workflow: String,
+    /// How many runs to show.
+    #[arg(long, default_value_t = 5)]
+    limit: usize,
+    /// Kubeconfig file. Default: in-cluster configuration, or `KUBECONFIG`.
+    #[arg(long, env = "KUBECONFIG")]
+    kubeconfig: Option<PathBuf>,
+}
+
+/// Arguments of `lakeform crawler run` and `lakeform workflow run`.
+#[derive(clap::Args, Debug)]
+struct RunNowArgs {
+    /// The object, as `<namespace>/<name>`.
+    #[arg(value_name = "NAMESPACE/NAME")]
+    target: String,
     /// Token of the run (default: the current time). Reusing a token starts nothing.
     #[arg(long)]
     token: Option<String>,
@@ -186,10 +214,13 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             .map_err(anyhow::Error::from),
         Command::Crawler {
             command: CrawlerCommand::Run(args),
-        } => tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()?
-            .block_on(crawler_run(args)),
+        } => block_on(crawler_run(args)),
+        Command::Workflow {
+            command: WorkflowCommand::Run(args),
+        } => block_on(workflow_run(args)),
+        Command::Workflow {
+            command: WorkflowCommand::Runs(args),
+        } => block_on(workflow_runs(args)),
         Command::Version => {
             println!("lakeform {}", env!("CARGO_PKG_VERSION"));
             Ok(())
@@ -219,24 +250,15 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
     }
 }
 
-/// `lakeform crawler run`: set the on-demand annotation.
-async fn crawler_run(args: CrawlerRunArgs) -> anyhow::Result<()> {
-    let (ns, name) = args
-        .crawler
-        .split_once('/')
+/// `<namespace>/<name>` of an object named on the command line.
+fn split_ref<'a>(what: &str, text: &'a str) -> anyhow::Result<(&'a str, &'a str)> {
+    text.split_once('/')
         .filter(|(n, c)| !n.is_empty() && !c.is_empty() && !c.contains('/'))
-        .with_context(|| {
-            format!(
-                "expected the crawler as <namespace>/<name>, got {:?}",
-                args.crawler
-            )
-        })?;
-    let token = args.token.unwrap_or_else(|| {
-        jiff::Timestamp::now()
-            .strftime("%Y%m%dT%H%M%S%.3fZ")
-            .to_string()
-    });
-    let config = match &args.kubeconfig {
+        .with_context(|| format!("expected the {what} as <namespace>/<name>, got {text:?}"))
+}
+
+async fn kube_client(kubeconfig: Option<&PathBuf>) -> anyhow::Result<kube::Client> {
+    let config = match kubeconfig {
         Some(path) => {
             let kc = kube::config::Kubeconfig::read_from(path)
                 .with_context(|| format!("reading kubeconfig {}", path.display()))?;
@@ -245,33 +267,112 @@ async fn crawler_run(args: CrawlerRunArgs) -> anyhow::Result<()> {
         }
         None => kube::Config::infer().await?,
     };
-    let client = kube::Client::try_from(config)?;
-    let api: kube::Api<lakeform_api::crawler::Crawler> = kube::Api::namespaced(client, ns);
+    Ok(kube::Client::try_from(config)?)
+}
+
+/// Set the on-demand annotation `lakeform.dev/run=<token>` on a `K` and return it.
+async fn annotate_run<K>(args: &RunNowArgs, what: &str) -> anyhow::Result<(K, String)>
+where
+    K: kube::Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
+        + Clone
+        + serde::de::DeserializeOwned
+        + std::fmt::Debug,
+{
+    let (ns, name) = split_ref(what, &args.target)?;
+    let token = args.token.clone().unwrap_or_else(|| {
+        jiff::Timestamp::now()
+            .strftime("%Y%m%dT%H%M%S%.3fZ")
+            .to_string()
+    });
+    let client = kube_client(args.kubeconfig.as_ref()).await?;
+    let api: kube::Api<K> = kube::Api::namespaced(client, ns);
     let patch = serde_json::json!({
         "metadata": {"annotations": {crate::build::crawler::RUN_ANNOTATION: token}}
     });
-    let crawler = api
+    let obj = api
         .patch(
             name,
             &kube::api::PatchParams::default(),
             &kube::api::Patch::Merge(&patch),
         )
         .await
-        .with_context(|| format!("annotating Crawler {ns}/{name}"))?;
+        .with_context(|| format!("annotating {what} {ns}/{name}"))?;
+    Ok((obj, token))
+}
+
+/// `lakeform crawler run`: set the on-demand annotation.
+async fn crawler_run(args: RunNowArgs) -> anyhow::Result<()> {
+    let (crawler, token) = annotate_run::<lakeform_api::crawler::Crawler>(&args, "Crawler").await?;
     let already = crawler
         .status
         .as_ref()
         .and_then(|s| s.last_run_token.as_deref())
         == Some(token.as_str());
     if already {
-        println!("token {token:?} already started a run of {ns}/{name}: nothing new starts");
+        println!(
+            "token {token:?} already started a run of {}: nothing new starts",
+            args.target
+        );
     } else {
         println!(
-            "requested run {token:?} of Crawler {ns}/{name}: Job {}",
+            "requested run {token:?} of Crawler {}: Job {}",
+            args.target,
             crate::build::crawler::run_job_name(&crawler, &token)
         );
     }
     Ok(())
+}
+
+/// `lakeform workflow run`: set the on-demand annotation.
+async fn workflow_run(args: RunNowArgs) -> anyhow::Result<()> {
+    let (wf, token) = annotate_run::<lakeform_api::workflow::Workflow>(&args, "Workflow").await?;
+    let already =
+        wf.status.as_ref().and_then(|s| s.last_run_token.as_deref()) == Some(token.as_str());
+    if already {
+        println!(
+            "token {token:?} already started a run of {}: nothing new starts",
+            args.target
+        );
+    } else {
+        println!(
+            "requested run {token:?} of Workflow {}: WorkflowRun {}",
+            args.target,
+            crate::build::workflow::on_demand_run_name(&wf, &token)
+        );
+    }
+    Ok(())
+}
+
+/// `lakeform workflow runs`: the newest runs with their steps.
+async fn workflow_runs(args: RunsArgs) -> anyhow::Result<()> {
+    use lakeform_api::workflow::Workflow;
+    use lakeform_api::workflow_run::WorkflowRun;
+    let (ns, name) = split_ref("Workflow", &args.workflow)?;
+    let client = kube_client(args.kubeconfig.as_ref()).await?;
+    let wf: Workflow = kube::Api::namespaced(client.clone(), ns)
+        .get(name)
+        .await
+        .with_context(|| format!("reading Workflow {ns}/{name}"))?;
+    let selector = format!(
+        "{}={}",
+        crate::build::workflow::LABEL_WORKFLOW,
+        crate::build::workflow::label_value(name)
+    );
+    let mut runs: Vec<WorkflowRun> = kube::Api::namespaced(client, ns)
+        .list(&kube::api::ListParams::default().labels(&selector))
+        .await?
+        .items;
+    runs.sort_by_key(|r| std::cmp::Reverse(r.metadata.creation_timestamp.clone().map(|t| t.0)));
+    runs.truncate(args.limit);
+    print!("{}", crate::build::workflow::describe_runs(&wf, &runs));
+    Ok(())
+}
+
+fn block_on(f: impl std::future::Future<Output = anyhow::Result<()>>) -> anyhow::Result<()> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?
+        .block_on(f)
 }
 
 fn crds(out: Option<PathBuf>) -> anyhow::Result<()> {

@@ -11,7 +11,7 @@ use lakeform_e2e::{TestContext, lake, wait_for};
 use super::common::{lakeform_step, run_jobs, run_yaml, step, wait_finished};
 use crate::controlplane::common::{only_pod, read_pod_log};
 use crate::crawler_controller::common::{
-    catalog, cleanup, crawler_yaml, csv, names, pyiceberg_rows, ready_lake, wait_ready_is,
+    catalog, cleanup, command, crawler_yaml, csv, names, pyiceberg_rows, ready_lake, wait_ready_is,
 };
 use crate::storage::common::{apply, events};
 
@@ -160,5 +160,57 @@ spec:
     ] {
         ensure!(reasons.contains(&want), "no {want} event: {evs:?}");
     }
+
+    // on demand through the CLI: one run per token; `workflow runs` shows the DAG
+    let kubeconfig = ctx.env.kubeconfig.to_string_lossy().to_string();
+    let target = format!("{}/etl", ctx.ns);
+    let bin = lakeform_e2e::lakeform_bin()?;
+    let run_args = |token| {
+        [
+            "workflow",
+            "run",
+            &target,
+            "--token",
+            token,
+            "--kubeconfig",
+            &kubeconfig,
+        ]
+    };
+    let (ok, out) = command(&bin, &run_args("t1")).await?;
+    ensure!(ok && out.contains("WorkflowRun etl-od-"), "{out}");
+    let name = out
+        .split_whitespace()
+        .find(|w| w.starts_with("etl-od-"))
+        .unwrap_or_default()
+        .to_string();
+    let run = wait_finished(ctx, &name).await?;
+    ensure!(
+        run.status.as_ref().and_then(|s| s.phase) == Some(Phase::Succeeded),
+        "{:?}",
+        run.status
+    );
+    let (ok, out) = command(&bin, &run_args("t1")).await?;
+    ensure!(ok && out.contains("already"), "the same token again: {out}");
+    let (ok, out) = command(
+        &bin,
+        &["workflow", "runs", &target, "--kubeconfig", &kubeconfig],
+    )
+    .await?;
+    ensure!(ok, "{out}");
+    let first_line = out.lines().next().unwrap_or_default();
+    ensure!(
+        first_line.starts_with(&format!("{name}  Succeeded")),
+        "newest run first: {out}"
+    );
+    ensure!(
+        out.contains("etl-1  Succeeded") && out.contains("after crawl") && out.contains("Skipped"),
+        "{out}"
+    );
+    let runs = ctx
+        .api::<lakeform_api::workflow_run::WorkflowRun>()
+        .list(&Default::default())
+        .await?
+        .items;
+    ensure!(runs.len() == 2, "one run per token: {} runs", runs.len());
     Ok(())
 }

@@ -321,6 +321,75 @@ pub fn pending_token(workflow: &Workflow) -> Option<String> {
     (done != Some(token.as_str())).then_some(token)
 }
 
+/// `lakeform workflow runs`: each run (newest first) with its steps in DAG order, their
+/// phase, attempts, Job and message.
+pub fn describe_runs(workflow: &Workflow, runs: &[WorkflowRun]) -> String {
+    use std::fmt::Write;
+    let nodes: Vec<(&str, Vec<&str>)> = workflow
+        .spec
+        .steps
+        .iter()
+        .map(|s| {
+            (
+                s.name.as_str(),
+                s.depends_on.iter().map(String::as_str).collect(),
+            )
+        })
+        .collect();
+    let order: Vec<&str> = lakeform_api::validate::topological_order(&nodes)
+        .unwrap_or_else(|_| nodes.iter().map(|(n, _)| *n).collect());
+    let time = |t: &Option<k8s_openapi::apimachinery::pkg::apis::meta::v1::Time>| {
+        t.as_ref()
+            .map(|t| t.0.strftime("%Y-%m-%dT%H:%M:%SZ").to_string())
+            .unwrap_or_else(|| "-".into())
+    };
+    let mut out = String::new();
+    if runs.is_empty() {
+        let _ = writeln!(out, "Workflow {} has no runs", workflow.name_any());
+        return out;
+    }
+    for run in runs {
+        let st = run.status.clone().unwrap_or_default();
+        let phase = st
+            .phase
+            .map(|p| format!("{p:?}"))
+            .unwrap_or_else(|| "Pending".into());
+        let _ = writeln!(
+            out,
+            "{}  {phase}  started {}  finished {}",
+            run.name_any(),
+            time(&st.start_time),
+            time(&st.completion_time)
+        );
+        for name in &order {
+            let deps = workflow
+                .spec
+                .steps
+                .iter()
+                .find(|s| s.name == *name)
+                .map(|s| s.depends_on.join(", "))
+                .unwrap_or_default();
+            let step = st.steps.iter().find(|s| s.name == *name);
+            let _ = writeln!(
+                out,
+                "  {name:<20} {:<10} {:>2} attempt(s)  {:<28} {}{}",
+                step.map(|s| format!("{:?}", s.phase))
+                    .unwrap_or_else(|| "Pending".into()),
+                step.map(|s| s.attempts).unwrap_or(0),
+                step.and_then(|s| s.job_name.clone())
+                    .unwrap_or_else(|| "-".into()),
+                if deps.is_empty() {
+                    String::new()
+                } else {
+                    format!("after {deps}; ")
+                },
+                step.and_then(|s| s.message.clone()).unwrap_or_default(),
+            );
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -497,5 +566,37 @@ spec:
             }
         );
         assert!(!supported(&w.spec.steps[2]) && supported(&w.spec.steps[0]));
+    }
+
+    #[test]
+    fn runs_are_described_in_dag_order() {
+        let w = workflow();
+        let mut r = a_run(&w);
+        r.status = Some(serde_yaml::from_str(
+            "phase: Failed
+steps:
+  - {name: report, phase: Skipped, message: 'skipped: it runs when crawl-orders succeeded'}
+  - {name: crawl-orders, phase: Failed, attempts: 2, jobName: nightly-od-abc-crawl-orders-2, message: boom}
+",
+        ).expect("status parses"));
+        let text = describe_runs(&w, &[r]);
+        let lines: Vec<&str> = text.lines().collect();
+        assert!(lines[0].starts_with("nightly-od-abc  Failed"), "{text}");
+        let at = |step: &str| {
+            lines
+                .iter()
+                .position(|l| l.trim_start().starts_with(step))
+                .unwrap_or(usize::MAX)
+        };
+        assert!(
+            at("crawl-orders") < at("report"),
+            "dependencies first: {text}"
+        );
+        let crawl = lines[at("crawl-orders")];
+        assert!(crawl.contains("nightly-od-abc-crawl-orders-2") && crawl.contains("boom"));
+        let report = lines[at("report")];
+        assert!(report.contains("Skipped") && report.contains("after crawl-orders"));
+        assert!(lines[at("transform")].contains("Pending"), "{text}");
+        assert_eq!(describe_runs(&w, &[]), "Workflow nightly has no runs\n");
     }
 }
