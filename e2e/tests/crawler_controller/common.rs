@@ -11,6 +11,7 @@ use k8s_openapi::api::batch::v1::{CronJob, Job};
 use kube::api::ListParams;
 use lakeform_api::crawler::Crawler;
 use lakeform_e2e::catalog_server::CatalogServer;
+use lakeform_e2e::operator::Operator;
 use lakeform_e2e::{TestContext, lake, wait_for};
 
 use crate::storage::common::{apply, delete_lake, secret, wait_ready};
@@ -191,6 +192,43 @@ pub async fn cleanup(ctx: &TestContext, lake_name: &str) {
     }
     let s3 = lake::s3_client(&ctx.env);
     let _ = lake::delete_bucket(&s3, &format!("{lake_name}-raw")).await;
+}
+
+/// What a staged scenario needs besides a namespace, a catalog and an operator.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Needs {
+    /// The pod runner (the scenario runs Jobs).
+    pub pod_runner: bool,
+    /// The operator's bucket-notification receiver (one such test at a time).
+    pub events: bool,
+}
+
+/// Run `scenario(ctx, catalog, lake, database)` in a new namespace `e2e-<prefix>-…`, with a
+/// REST catalog of its own, lake and database names made from `short`, and a `lakeform run`
+/// operator; then clean up while the operator still runs (it removes the DataLake's
+/// finalizer).
+pub async fn staged(
+    prefix: &str,
+    short: &str,
+    needs: Needs,
+    scenario: impl AsyncFnOnce(&TestContext, &str, &str, &str) -> Result<()>,
+) -> Result<()> {
+    lake::install_rustls_provider();
+    let ctx = TestContext::new(prefix).await?;
+    if needs.pod_runner {
+        ctx.require_pod_runner().await?;
+    }
+    let server = catalog(&ctx).await?;
+    let (lake_name, database) = names(&ctx, short);
+    let op = if needs.events {
+        Operator::start_with_events(&ctx, "3s")?
+    } else {
+        Operator::start(&ctx, "3s")?
+    };
+    let result = scenario(&ctx, &server.uri, &lake_name, &database).await;
+    cleanup(&ctx, &lake_name).await;
+    drop(op);
+    result
 }
 
 /// A REST catalog of the test's own (the same pinned fixture as the shared one, its own SQLite

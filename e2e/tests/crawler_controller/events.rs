@@ -9,12 +9,10 @@ use anyhow::{Context, Result, ensure};
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::ConfigMap;
 use lakeform_api::crawler::{Crawler, RunResult};
-use lakeform_e2e::operator::Operator;
 use lakeform_e2e::{TestContext, has_condition, lake, wait_for};
 
 use super::common::{
-    catalog, cleanup, crawler_jobs, crawler_yaml, csv, names, pyiceberg_rows, ready_lake,
-    wait_ready_is,
+    Needs, crawler_jobs, crawler_yaml, csv, pyiceberg_rows, ready_lake, staged, wait_ready_is,
 };
 use crate::storage::common::{apply, events};
 
@@ -22,17 +20,16 @@ const RUN: Duration = Duration::from_secs(120);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn five_notified_objects_start_exactly_one_crawl_of_those_keys() -> Result<()> {
-    lake::install_rustls_provider();
-    let ctx = TestContext::new("crawlctl-events").await?;
-    ctx.require_pod_runner().await?;
-    let server = catalog(&ctx).await?;
-    let (lake_name, database) = names(&ctx, "ce");
-    let op = Operator::start_with_events(&ctx, "3s")?;
-    let result = scenario(&ctx, &server.uri, &lake_name, &database).await;
-    // the operator removes the DataLake's finalizer: clean up while it runs
-    cleanup(&ctx, &lake_name).await;
-    drop(op);
-    result
+    staged(
+        "crawlctl-events",
+        "ce",
+        Needs {
+            pod_runner: true,
+            events: true,
+        },
+        scenario,
+    )
+    .await
 }
 
 async fn scenario(ctx: &TestContext, catalog: &str, lake_name: &str, database: &str) -> Result<()> {

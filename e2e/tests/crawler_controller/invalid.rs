@@ -7,13 +7,10 @@ use std::time::Duration;
 use anyhow::{Result, ensure};
 use kube::api::{Patch, PatchParams};
 use lakeform_api::crawler::Crawler;
-use lakeform_e2e::operator::Operator;
-use lakeform_e2e::{TestContext, lake};
+use lakeform_e2e::TestContext;
 use serde_json::json;
 
-use super::common::{
-    catalog, cleanup, crawler_yaml, cronjob_exists, lake_yaml, names, wait_ready_is,
-};
+use super::common::{Needs, crawler_yaml, cronjob_exists, lake_yaml, staged, wait_ready_is};
 use crate::storage::common::{apply, events, eventually, secret, wait_ready};
 
 /// A schedule that does not fire during a test.
@@ -43,16 +40,7 @@ async fn patch_spec(ctx: &TestContext, name: &str, spec: serde_json::Value) -> R
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn invalid_specs_and_missing_lake_give_reasons_and_no_cronjob() -> Result<()> {
-    lake::install_rustls_provider();
-    let ctx = TestContext::new("crawlctl-invalid").await?;
-    let server = catalog(&ctx).await?;
-    let (lake_name, database) = names(&ctx, "ci");
-    let op = Operator::start(&ctx, "3s")?;
-    let result = scenario(&ctx, &server.uri, &lake_name, &database).await;
-    // the operator removes the DataLake's finalizer: clean up while it runs
-    cleanup(&ctx, &lake_name).await;
-    drop(op);
-    result
+    staged("crawlctl-invalid", "ci", Needs::default(), scenario).await
 }
 
 async fn scenario(ctx: &TestContext, catalog: &str, lake_name: &str, database: &str) -> Result<()> {

@@ -6,13 +6,12 @@ use std::time::Duration;
 use anyhow::{Context, Result, ensure};
 use k8s_openapi::api::batch::v1::Job;
 use lakeform_api::crawler::{Crawler, RunResult};
-use lakeform_e2e::operator::Operator;
 use lakeform_e2e::{TestContext, has_condition, lake, wait_for};
 use serde_json::json;
 
 use super::common::{
-    annotate, catalog, cleanup, command, condition, crawler_jobs, crawler_yaml, cronjob_exists,
-    csv, names, ready_lake, wait_ready_is,
+    Needs, annotate, command, condition, crawler_jobs, crawler_yaml, cronjob_exists, csv,
+    ready_lake, staged, wait_ready_is,
 };
 use crate::storage::common::{apply, events, eventually};
 
@@ -63,17 +62,16 @@ async fn wait_run(ctx: &TestContext, token: &str) -> Result<Crawler> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn on_demand_token_starts_exactly_one_job() -> Result<()> {
-    lake::install_rustls_provider();
-    let ctx = TestContext::new("crawlctl-demand").await?;
-    ctx.require_pod_runner().await?;
-    let server = catalog(&ctx).await?;
-    let (lake_name, database) = names(&ctx, "cd");
-    let op = Operator::start(&ctx, "3s")?;
-    let result = scenario(&ctx, &server.uri, &lake_name, &database).await;
-    // the operator removes the DataLake's finalizer: clean up while it runs
-    cleanup(&ctx, &lake_name).await;
-    drop(op);
-    result
+    staged(
+        "crawlctl-demand",
+        "cd",
+        Needs {
+            pod_runner: true,
+            ..Needs::default()
+        },
+        scenario,
+    )
+    .await
 }
 
 async fn scenario(ctx: &TestContext, catalog: &str, lake_name: &str, database: &str) -> Result<()> {

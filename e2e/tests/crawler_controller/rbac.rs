@@ -3,24 +3,14 @@
 //! RBAC-enabled API server).
 
 use anyhow::{Result, ensure};
-use lakeform_e2e::operator::Operator;
-use lakeform_e2e::{TestContext, lake};
+use lakeform_e2e::TestContext;
 
-use super::common::{catalog, cleanup, crawler_yaml, names, ready_lake, wait_ready_is};
+use super::common::{Needs, crawler_yaml, ready_lake, staged, wait_ready_is};
 use crate::storage::common::{apply, secret};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn crawler_service_account_has_least_privilege() -> Result<()> {
-    lake::install_rustls_provider();
-    let ctx = TestContext::new("crawlctl-rbac").await?;
-    let server = catalog(&ctx).await?;
-    let (lake_name, database) = names(&ctx, "cr");
-    let op = Operator::start(&ctx, "3s")?;
-    let result = scenario(&ctx, &server.uri, &lake_name, &database).await;
-    // the operator removes the DataLake's finalizer: clean up while it runs
-    cleanup(&ctx, &lake_name).await;
-    drop(op);
-    result
+    staged("crawlctl-rbac", "cr", Needs::default(), scenario).await
 }
 
 async fn scenario(ctx: &TestContext, catalog: &str, lake_name: &str, database: &str) -> Result<()> {

@@ -5,28 +5,27 @@
 use anyhow::{Result, ensure};
 use lakeform_api::workflow::Workflow;
 use lakeform_api::workflow_run::Phase;
-use lakeform_e2e::operator::Operator;
 use lakeform_e2e::{TestContext, lake, wait_for};
 
 use super::common::{lakeform_step, run_jobs, run_yaml, step, wait_finished};
 use crate::controlplane::common::{only_pod, read_pod_log};
 use crate::crawler_controller::common::{
-    catalog, cleanup, command, crawler_yaml, csv, names, pyiceberg_rows, ready_lake, wait_ready_is,
+    Needs, command, crawler_yaml, csv, pyiceberg_rows, ready_lake, staged, wait_ready_is,
 };
 use crate::storage::common::{apply, events};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dag_run_passes_identity_and_parameters_and_crawls() -> Result<()> {
-    lake::install_rustls_provider();
-    let ctx = TestContext::new("wf-dag").await?;
-    ctx.require_pod_runner().await?;
-    let server = catalog(&ctx).await?;
-    let (lake_name, database) = names(&ctx, "wd");
-    let op = Operator::start(&ctx, "3s")?;
-    let result = scenario(&ctx, &server.uri, &lake_name, &database).await;
-    cleanup(&ctx, &lake_name).await;
-    drop(op);
-    result
+    staged(
+        "wf-dag",
+        "wd",
+        Needs {
+            pod_runner: true,
+            ..Needs::default()
+        },
+        scenario,
+    )
+    .await
 }
 
 async fn scenario(ctx: &TestContext, catalog: &str, lake_name: &str, database: &str) -> Result<()> {

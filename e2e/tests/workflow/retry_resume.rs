@@ -4,25 +4,24 @@
 
 use anyhow::{Result, ensure};
 use lakeform_api::workflow_run::Phase;
-use lakeform_e2e::operator::Operator;
-use lakeform_e2e::{TestContext, lake};
+use lakeform_e2e::TestContext;
 
 use super::common::{lakeform_step, run_jobs, run_yaml, step, wait_finished};
-use crate::crawler_controller::common::{catalog, cleanup, names, ready_lake};
+use crate::crawler_controller::common::{Needs, ready_lake, staged};
 use crate::storage::common::{apply, events};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn failing_step_retries_then_resume_reruns_only_the_failed_branch() -> Result<()> {
-    lake::install_rustls_provider();
-    let ctx = TestContext::new("wf-retry").await?;
-    ctx.require_pod_runner().await?;
-    let server = catalog(&ctx).await?;
-    let (lake_name, database) = names(&ctx, "wr");
-    let op = Operator::start(&ctx, "3s")?;
-    let result = scenario(&ctx, &server.uri, &lake_name, &database).await;
-    cleanup(&ctx, &lake_name).await;
-    drop(op);
-    result
+    staged(
+        "wf-retry",
+        "wr",
+        Needs {
+            pod_runner: true,
+            ..Needs::default()
+        },
+        scenario,
+    )
+    .await
 }
 
 async fn scenario(ctx: &TestContext, catalog: &str, lake_name: &str, database: &str) -> Result<()> {

@@ -9,11 +9,10 @@ use anyhow::{Result, ensure};
 use kube::api::ListParams;
 use lakeform_api::workflow::Workflow;
 use lakeform_api::workflow_run::{Phase, WorkflowRun};
-use lakeform_e2e::operator::Operator;
-use lakeform_e2e::{TestContext, lake, wait_for};
+use lakeform_e2e::{TestContext, wait_for};
 
 use super::common::lakeform_step;
-use crate::crawler_controller::common::{catalog, cleanup, names, ready_lake};
+use crate::crawler_controller::common::{Needs, ready_lake, staged};
 use crate::storage::common::apply;
 
 /// Long enough for two minute boundaries and their runs.
@@ -21,16 +20,16 @@ const TWO_MINUTES: Duration = Duration::from_secs(200);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cron_trigger_runs_on_schedule_and_history_is_trimmed() -> Result<()> {
-    lake::install_rustls_provider();
-    let ctx = TestContext::new("wf-cron").await?;
-    ctx.require_pod_runner().await?;
-    let server = catalog(&ctx).await?;
-    let (lake_name, database) = names(&ctx, "wc");
-    let op = Operator::start(&ctx, "3s")?;
-    let result = scenario(&ctx, &server.uri, &lake_name, &database).await;
-    cleanup(&ctx, &lake_name).await;
-    drop(op);
-    result
+    staged(
+        "wf-cron",
+        "wc",
+        Needs {
+            pod_runner: true,
+            ..Needs::default()
+        },
+        scenario,
+    )
+    .await
 }
 
 fn workflow_yaml(name: &str, lake: &str, extra: &str, steps: &str) -> String {
