@@ -36,11 +36,12 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
 use super::super::context::Context;
+use super::super::datalake::storage::secret_value;
 use super::runs::{JobState, belongs_to, job_event, job_state};
+use crate::build::connection::LakeEndpoints;
 use crate::build::crawler::{
     LABEL_CRAWLER, events_job, events_keys, events_keys_name, events_token, label_value,
 };
-use crate::build::minio;
 use crate::storage::S3Connection;
 use crate::storage::notify::{Rule, parse_webhook, webhook_arn};
 
@@ -272,59 +273,33 @@ pub async fn connection(
     client: &Client,
 ) -> Result<Result<S3Connection, String>, kube::Error> {
     let ns = lake.namespace().unwrap_or_default();
-    let (endpoint, region, path_style, secret_name, keys) = match &lake.spec.storage.external {
-        Some(ext) => (
-            ext.endpoint.clone(),
-            ext.region.clone(),
-            ext.path_style,
-            ext.credentials.secret_name.clone(),
-            (
-                ext.credentials.access_key_id_key.clone(),
-                ext.credentials.secret_access_key_key.clone(),
-            ),
-        ),
-        None => (
-            minio::endpoint(lake),
-            "us-east-1".to_string(),
-            true,
-            minio::secret_name(lake),
-            (minio::USER_KEY.to_string(), minio::PASSWORD_KEY.to_string()),
-        ),
-    };
+    let ep = LakeEndpoints::for_lake(lake);
+    let c = &ep.credentials;
     let Some(secret) = Api::<Secret>::namespaced(client.clone(), &ns)
-        .get_opt(&secret_name)
+        .get_opt(&c.secret_name)
         .await?
     else {
         return Ok(Err(format!(
-            "Secret {ns}/{secret_name} with the lake's storage credentials does not exist"
+            "Secret {ns}/{} with the lake's storage credentials does not exist",
+            c.secret_name
         )));
     };
     let value = |key: &str| {
-        secret
-            .data
-            .as_ref()
-            .and_then(|d| d.get(key))
-            .and_then(|v| String::from_utf8(v.0.clone()).ok())
-            .or_else(|| {
-                secret
-                    .string_data
-                    .as_ref()
-                    .and_then(|d| d.get(key).cloned())
-            })
+        secret_value(&secret, key)
             .map(|v| v.trim().to_string())
             .filter(|v| !v.is_empty())
     };
-    match (value(&keys.0), value(&keys.1)) {
+    match (value(&c.access_key_id_key), value(&c.secret_access_key_key)) {
         (Some(access_key), Some(secret_key)) => Ok(Ok(S3Connection {
-            endpoint,
-            region,
-            path_style,
+            endpoint: ep.s3_endpoint,
+            region: ep.region,
+            path_style: ep.path_style,
             access_key,
             secret_key,
         })),
         _ => Ok(Err(format!(
-            "Secret {ns}/{secret_name} needs non-empty keys {:?} and {:?}",
-            keys.0, keys.1
+            "Secret {ns}/{} needs non-empty keys {:?} and {:?}",
+            c.secret_name, c.access_key_id_key, c.secret_access_key_key
         ))),
     }
 }

@@ -8,7 +8,7 @@ mod managed_catalog;
 mod objects;
 mod query;
 mod status;
-mod storage;
+pub(crate) mod storage;
 
 use std::sync::Arc;
 use std::time::Duration;

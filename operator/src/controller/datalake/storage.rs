@@ -54,7 +54,8 @@ pub(super) struct NoConnection {
     outcome: Outcome,
 }
 
-fn secret_value(secret: &Secret, key: &str) -> Option<String> {
+/// The value of `key` in `secret` (`data`, else `stringData`), if it is UTF-8.
+pub(crate) fn secret_value(secret: &Secret, key: &str) -> Option<String> {
     if let Some(v) = secret.data.as_ref().and_then(|d| d.get(key)) {
         return String::from_utf8(v.0.clone()).ok();
     }
