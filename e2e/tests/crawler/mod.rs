@@ -149,9 +149,12 @@ fn summary(o: &CrawlOutcome) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn crawler_corpus_reads_back_evolves_and_recrawls_for_free() -> Result<()> {
     lake::install_rustls_provider();
-    let env = Env::load()?;
-    let s3 = lake::s3_client(&env);
+    let mut env = Env::load()?;
     let bucket = lake::unique_name("lakeform-crawl");
+    // a REST catalog of the test's own: tests side by side do not contend for one SQLite file
+    let server = lakeform_e2e::catalog_server::CatalogServer::start(&env, &bucket).await?;
+    env.catalog_uri = server.uri.clone();
+    let s3 = lake::s3_client(&env);
     let database = bucket.replace('-', "_");
     lake::create_bucket(&s3, &bucket).await?;
     let result = scenario(&env, &s3, &bucket, &database).await;

@@ -17,7 +17,11 @@ use serde_json::json;
 async fn crawler_run_for_a_crawler_object_writes_its_status() -> Result<()> {
     lake::install_rustls_provider();
     let ctx = TestContext::new("crawler-status").await?;
-    let env = &ctx.env;
+    // a REST catalog of the test's own: tests side by side do not contend for one SQLite file
+    let server = lakeform_e2e::catalog_server::CatalogServer::start(&ctx.env, &ctx.ns).await?;
+    let mut own = ctx.env.clone();
+    own.catalog_uri = server.uri.clone();
+    let env = &own;
     let s3 = lake::s3_client(env);
     let bucket = lake::unique_name("lakeform-crawl-st");
     let database = bucket.replace('-', "_");
