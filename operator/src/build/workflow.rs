@@ -36,6 +36,8 @@ pub const LABEL_TRIGGER: &str = "lakeform.dev/trigger";
 pub const CANCEL_ANNOTATION: &str = "lakeform.dev/cancel";
 /// Annotation on a scheduled run: the time it was scheduled for.
 pub const SCHEDULED_ANNOTATION: &str = "lakeform.dev/scheduled-time";
+/// Annotation on a run started by an `afterWorkflow` trigger: the upstream run.
+pub const AFTER_ANNOTATION: &str = "lakeform.dev/after-run";
 /// Prefix of the parameter variables.
 pub const PARAM_PREFIX: &str = "LAKEFORM_PARAM_";
 
@@ -93,6 +95,21 @@ pub fn scheduled_run_name(workflow: &Workflow, trigger: &str, at: i64) -> String
     bounded(
         &format!("{}-{trigger}", workflow.name_any()),
         &format!("-{}", at / 60),
+        253,
+    )
+}
+
+/// The run an `afterWorkflow` trigger starts for the upstream run `upstream`:
+/// `<workflow>-after-<hash of the upstream run>`, so one upstream run starts one run.
+pub fn after_run_name(workflow: &Workflow, upstream: &WorkflowRun) -> String {
+    let id = format!(
+        "{}/{}",
+        upstream.name_any(),
+        upstream.uid().unwrap_or_default()
+    );
+    bounded(
+        &workflow.name_any(),
+        &format!("-after-{}", short_hash(&id, 10)),
         253,
     )
 }

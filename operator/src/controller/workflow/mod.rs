@@ -12,12 +12,13 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::events::EventType;
+use kube::runtime::reflector::{ObjectRef, Store};
 use kube::runtime::watcher;
 use kube::{Api, Resource, ResourceExt};
 use lakeform_api::common::{CONDITION_READY, condition, set_condition};
 use lakeform_api::datalake::DataLake;
 use lakeform_api::validate::{next_fire, parse_cron, validate_workflow};
-use lakeform_api::workflow::{ConcurrencyPolicy, RunSummary, Workflow, WorkflowStatus};
+use lakeform_api::workflow::{ConcurrencyPolicy, RunSummary, When, Workflow, WorkflowStatus};
 use lakeform_api::workflow_run::{Phase, WorkflowRun};
 use serde_json::json;
 
@@ -187,6 +188,28 @@ async fn start_run(
     Ok(true)
 }
 
+/// The most recently finished run of the Workflow `name` in `ns`, if any.
+async fn newest_finished(
+    ns: &str,
+    name: &str,
+    ctx: &Context,
+) -> Result<Option<WorkflowRun>, Error> {
+    let api: Api<WorkflowRun> = Api::namespaced(ctx.client.clone(), ns);
+    let selector = format!("{LABEL_WORKFLOW}={}", build::label_value(name));
+    Ok(api
+        .list(&ListParams::default().labels(&selector))
+        .await?
+        .items
+        .into_iter()
+        .filter(|r| r.spec.workflow_ref.name == name && run_finished(r))
+        .max_by_key(|r| {
+            r.status
+                .as_ref()
+                .and_then(|s| s.completion_time.as_ref())
+                .map(|t| t.0)
+        }))
+}
+
 /// Delete finished runs beyond `historyLimit`, oldest first (their Jobs go with them).
 async fn trim_history(wf: &Workflow, runs: &[WorkflowRun], ctx: &Context) -> Result<(), Error> {
     let ns = wf.namespace().ok_or(Error::NoNamespace)?;
@@ -224,12 +247,6 @@ fn unsupported(wf: &Workflow) -> Vec<String> {
     for (i, t) in wf.spec.triggers.iter().enumerate() {
         if t.event.is_some() {
             out.push(format!("spec.triggers[{i}] ({}): event triggers", t.name));
-        }
-        if t.after_workflow.is_some() {
-            out.push(format!(
-                "spec.triggers[{i}] ({}): afterWorkflow triggers",
-                t.name
-            ));
         }
     }
     out
@@ -380,6 +397,42 @@ async fn reconcile(wf: Arc<Workflow>, ctx: Arc<Context>) -> Result<Action, Error
     }
     out.status.next_schedule_times = next_times;
 
+    // after other workflows: the newest finished run of the upstream, if it ended after this
+    // workflow was created and in the state the trigger asks for, starts one run (named after
+    // it, so it starts only one)
+    for trigger in &wf.spec.triggers {
+        let Some(after) = &trigger.after_workflow else {
+            continue;
+        };
+        let Some(upstream) = newest_finished(&ns, &after.name, ctx).await? else {
+            continue;
+        };
+        let ended = upstream
+            .status
+            .as_ref()
+            .and_then(|s| s.completion_time.as_ref())
+            .map(|t| t.0);
+        let created = wf.creation_timestamp().map(|t| t.0);
+        let phase = upstream.status.as_ref().and_then(|s| s.phase);
+        let fires = matches!(
+            (after.state, phase),
+            (When::Succeeded, Some(Phase::Succeeded))
+                | (When::Failed, Some(Phase::Failed))
+                | (When::Completed, Some(Phase::Succeeded | Phase::Failed))
+        );
+        if !fires || ended < created {
+            continue;
+        }
+        let run = build::run(
+            wf,
+            build::after_run_name(wf, &upstream),
+            &format!("after-{}", trigger.name),
+            BTreeMap::new(),
+            BTreeMap::from([(build::AFTER_ANNOTATION.to_string(), upstream.name_any())]),
+        );
+        start_run(wf, run, &active, ctx, &mut out).await?;
+    }
+
     trim_history(wf, &all, ctx).await?;
     let schedules = out.status.next_schedule_times.len();
     out.ready(
@@ -406,6 +459,23 @@ fn error_policy(wf: Arc<Workflow>, error: &Error, ctx: Arc<Context>) -> Action {
     Action::requeue(ctx.backoff(&key(&wf)))
 }
 
+/// The workflows in `store` with an `afterWorkflow` trigger naming the workflow of `run`.
+fn downstream_of(store: &Store<Workflow>, run: &WorkflowRun) -> Vec<ObjectRef<Workflow>> {
+    store
+        .state()
+        .iter()
+        .filter(|w| w.namespace() == run.namespace())
+        .filter(|w| {
+            w.spec.triggers.iter().any(|t| {
+                t.after_workflow
+                    .as_ref()
+                    .is_some_and(|a| a.name == run.spec.workflow_ref.name)
+            })
+        })
+        .map(|w| ObjectRef::from_obj(w.as_ref()))
+        .collect()
+}
+
 /// Run the Workflow controller until `shutdown` resolves.
 pub async fn run(
     ctx: Arc<Context>,
@@ -420,8 +490,15 @@ pub async fn run(
         ),
         None => (Api::all(client.clone()), Api::all(client.clone())),
     };
-    Controller::new(workflows, watcher::Config::default())
+    let controller = Controller::new(workflows, watcher::Config::default());
+    let store = controller.store();
+    let upstream_runs = runs.clone();
+    controller
         .owns(runs, watcher::Config::default())
+        // a run of another workflow wakes the workflows triggered after it
+        .watches(upstream_runs, watcher::Config::default(), move |run| {
+            downstream_of(&store, &run)
+        })
         .graceful_shutdown_on(shutdown)
         .run(reconcile, error_policy, ctx)
         .for_each(|res| async move {
