@@ -22,6 +22,12 @@ pub struct CatalogServer {
     env: Env,
 }
 
+/// SQLite settings of the fixture's catalog database (sqlite-jdbc reads pragmas from the URL):
+/// WAL lets readers and the writer of the server's connection pool work side by side, and a
+/// busy timeout makes a writer wait for a lock instead of failing with SQLITE_BUSY at once.
+/// `e2e/up` uses the same for the shared catalog.
+pub const SQLITE_PRAGMAS: &str = "journal_mode=WAL&busy_timeout=30000";
+
 impl CatalogServer {
     /// Start a catalog with its warehouse in the shared MinIO and its metadata in a SQLite file
     /// of its own (kept across [`CatalogServer::restart`]).
@@ -75,7 +81,7 @@ impl CatalogServer {
             .env("CATALOG_REST_PORT", self.port.to_string())
             .env(
                 "CATALOG_URI",
-                format!("jdbc:sqlite:file:{}", self.db.display()),
+                format!("jdbc:sqlite:file:{}?{SQLITE_PRAGMAS}", self.db.display()),
             )
             .args([
                 "-Xms32m",
