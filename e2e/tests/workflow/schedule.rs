@@ -13,7 +13,7 @@ use lakeform_e2e::{TestContext, wait_for};
 
 use super::common::lakeform_step;
 use crate::crawler_controller::common::{Needs, ready_lake, staged};
-use crate::storage::common::apply;
+use crate::storage::common::{apply, events, eventually};
 
 /// Long enough for two minute boundaries and their runs.
 const TWO_MINUTES: Duration = Duration::from_secs(200);
@@ -117,6 +117,22 @@ async fn scenario(ctx: &TestContext, catalog: &str, lake_name: &str, database: &
     .await?;
     let m = ready_is(ctx, "sqlstep", "Unsupported").await?;
     ensure!(m.contains("spec.steps[0] (transform): sql steps"), "{m}");
+    for (name, reason) in [
+        ("cycle", "InvalidSpec"),
+        ("nolake", "LakeNotFound"),
+        ("sqlstep", "Unsupported"),
+    ] {
+        eventually(
+            &format!("a Warning {reason} event for {name}"),
+            Duration::from_secs(30),
+            || async move {
+                events(ctx, name)
+                    .await
+                    .is_ok_and(|e| e.iter().any(|(t, r, _)| t == "Warning" && r == reason))
+            },
+        )
+        .await?;
+    }
 
     // every minute, one finished run kept
     apply(

@@ -103,6 +103,18 @@ impl Outcome {
         );
     }
 
+    /// `Ready=False` with `reason`, and a Warning event when that verdict is new.
+    fn refuse(&mut self, wf: &Workflow, reason: &'static str, message: String) {
+        let known = matches!(
+            lakeform_api::common::find_condition(&self.status.conditions, CONDITION_READY),
+            Some(c) if c.reason == reason && c.message == message
+        );
+        self.ready(wf, false, reason, message.clone());
+        if !known {
+            self.events.push((EventType::Warning, reason, message));
+        }
+    }
+
     async fn write(mut self, wf: &Workflow, ctx: &Context) -> Result<(), Error> {
         self.status.observed_generation = wf.metadata.generation;
         if wf.status.as_ref() != Some(&self.status) {
@@ -288,23 +300,13 @@ async fn reconcile(wf: Arc<Workflow>, ctx: Arc<Context>) -> Result<Action, Error
         .get_opt(lake_name)
         .await?;
     if let Err(errors) = validate_workflow(&wf.spec, lake.as_ref().map(|l| &l.spec)) {
-        let message = errors.to_string();
-        let first = !matches!(
-            lakeform_api::common::find_condition(&out.status.conditions, CONDITION_READY),
-            Some(c) if c.reason == "InvalidSpec" && c.message == message
-        );
-        out.ready(wf, false, "InvalidSpec", message.clone());
-        if first {
-            out.events
-                .push((EventType::Warning, "InvalidSpec", message));
-        }
+        out.refuse(wf, "InvalidSpec", errors.to_string());
         out.write(wf, ctx).await?;
         return Ok(Action::await_change());
     }
     if lake.is_none() {
-        out.ready(
+        out.refuse(
             wf,
-            false,
             "LakeNotFound",
             format!("DataLake {ns}/{lake_name} (spec.lakeRef.name) does not exist; no trigger fires until it does"),
         );
@@ -313,9 +315,8 @@ async fn reconcile(wf: Arc<Workflow>, ctx: Arc<Context>) -> Result<Action, Error
     }
     let missing = unsupported(wf);
     if !missing.is_empty() {
-        out.ready(
+        out.refuse(
             wf,
-            false,
             "Unsupported",
             format!(
                 "this lakeform version cannot run: {}; no trigger fires",
