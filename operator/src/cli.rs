@@ -300,46 +300,46 @@ where
     Ok((obj, token))
 }
 
-/// `lakeform crawler run`: set the on-demand annotation.
-async fn crawler_run(args: RunNowArgs) -> anyhow::Result<()> {
-    let (crawler, token) = annotate_run::<lakeform_api::crawler::Crawler>(&args, "Crawler").await?;
-    let already = crawler
-        .status
-        .as_ref()
-        .and_then(|s| s.last_run_token.as_deref())
-        == Some(token.as_str());
-    if already {
+/// What `crawler run` / `workflow run` say: nothing new when the object already recorded the
+/// token as started, else what the token starts (`started`, e.g. `Job <name>`).
+fn print_request(args: &RunNowArgs, kind: &str, token: &str, last: Option<&str>, started: String) {
+    if last == Some(token) {
         println!(
             "token {token:?} already started a run of {}: nothing new starts",
             args.target
         );
     } else {
         println!(
-            "requested run {token:?} of Crawler {}: Job {}",
-            args.target,
-            crate::build::crawler::run_job_name(&crawler, &token)
+            "requested run {token:?} of {kind} {}: {started}",
+            args.target
         );
     }
+}
+
+/// `lakeform crawler run`: set the on-demand annotation.
+async fn crawler_run(args: RunNowArgs) -> anyhow::Result<()> {
+    let (crawler, token) = annotate_run::<lakeform_api::crawler::Crawler>(&args, "Crawler").await?;
+    let last = crawler
+        .status
+        .as_ref()
+        .and_then(|s| s.last_run_token.as_deref());
+    let job = crate::build::crawler::run_job_name(&crawler, &token);
+    print_request(&args, "Crawler", &token, last, format!("Job {job}"));
     Ok(())
 }
 
 /// `lakeform workflow run`: set the on-demand annotation.
 async fn workflow_run(args: RunNowArgs) -> anyhow::Result<()> {
     let (wf, token) = annotate_run::<lakeform_api::workflow::Workflow>(&args, "Workflow").await?;
-    let already =
-        wf.status.as_ref().and_then(|s| s.last_run_token.as_deref()) == Some(token.as_str());
-    if already {
-        println!(
-            "token {token:?} already started a run of {}: nothing new starts",
-            args.target
-        );
-    } else {
-        println!(
-            "requested run {token:?} of Workflow {}: WorkflowRun {}",
-            args.target,
-            crate::build::workflow::on_demand_run_name(&wf, &token)
-        );
-    }
+    let last = wf.status.as_ref().and_then(|s| s.last_run_token.as_deref());
+    let run = crate::build::workflow::on_demand_run_name(&wf, &token);
+    print_request(
+        &args,
+        "Workflow",
+        &token,
+        last,
+        format!("WorkflowRun {run}"),
+    );
     Ok(())
 }
 
