@@ -104,6 +104,19 @@ pub type Conditions = Vec<Condition>;
 
 /// Set `condition` in `conditions`, keeping `lastTransitionTime` when the status did not change.
 /// Returns true when anything changed.
+/// Keeps the `lastTransitionTime` of `live` conditions whose status did not change, so a
+/// status computed from a stale cached object does not restamp conditions that already hold.
+pub fn keep_transition_times(conditions: &mut Conditions, live: &Conditions) {
+    for c in conditions.iter_mut() {
+        if let Some(l) = live
+            .iter()
+            .find(|l| l.type_ == c.type_ && l.status == c.status)
+        {
+            c.last_transition_time = l.last_transition_time.clone();
+        }
+    }
+}
+
 pub fn set_condition(conditions: &mut Conditions, condition: Condition) -> bool {
     match conditions.iter_mut().find(|c| c.type_ == condition.type_) {
         Some(existing) => {
@@ -181,6 +194,22 @@ mod tests {
         assert_eq!(conds[0].last_transition_time, at(30));
         assert_eq!(conds[0].reason, "Broken");
         assert_eq!(conds.len(), 1);
+    }
+
+    #[test]
+    fn live_transition_times_win_when_the_status_still_holds() {
+        let live = vec![
+            condition("Ready", true, "Ok", "fine", Some(1), at(10)),
+            condition("StorageReady", false, "Down", "no", Some(1), at(10)),
+        ];
+        // computed from a stale object without conditions: everything stamped "now"
+        let mut conds = vec![
+            condition("Ready", true, "Ok", "fine", Some(1), at(20)),
+            condition("StorageReady", true, "Up", "yes", Some(1), at(20)),
+        ];
+        keep_transition_times(&mut conds, &live);
+        assert_eq!(conds[0], live[0]);
+        assert_eq!(conds[1].last_transition_time, at(20));
     }
 
     #[test]

@@ -432,6 +432,10 @@ pub struct WorkflowStatus {
     /// The last on-demand token (`lakeform.dev/run` annotation) that started a run.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_run_token: Option<String>,
+    /// The last `lakeform.dev/reset-bookmarks` token acted on: the bookmarks of incremental
+    /// extracts were cleared, so the next run loads every row again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_bookmark_reset: Option<String>,
     /// `<name>@<resourceVersion>` of the Blueprint the steps were expanded from, when
     /// `blueprintRef` is set.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -278,12 +278,24 @@ pub async fn read_with_python(
     mode: &str,
     args: &[&str],
 ) -> Result<Vec<serde_json::Map<String, serde_json::Value>>> {
+    read_with_python_at(env, &env.catalog_uri, mode, args).await
+}
+
+/// [`read_with_python`] against the REST catalog at `catalog` (tests with a catalog of their
+/// own).
+pub async fn read_with_python_at(
+    env: &Env,
+    catalog: &str,
+    mode: &str,
+    args: &[&str],
+) -> Result<Vec<serde_json::Map<String, serde_json::Value>>> {
     let script = read_table_script();
     let out = tokio::process::Command::new(&env.python)
         .arg(&script)
         .arg(mode)
         .args(args)
         .envs(script_env(env))
+        .env("LAKEFORM_CATALOG_URI", catalog)
         .kill_on_drop(true)
         .output()
         .await

@@ -26,6 +26,8 @@ enum Command {
     },
     /// Crawl once: list, classify, infer, group and register tables; print the run report.
     Crawl(lakeform_worker::crawl::CrawlArgs),
+    /// Run one `sql` or `extract` workflow step (what step Jobs run); print its report.
+    Step(lakeform_worker::step::StepArgs),
     /// Work with Crawler objects.
     Crawler {
         #[command(subcommand)]
@@ -210,6 +212,9 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Run(args) => run_operator(args),
         Command::Crds { out } => crds(out),
         Command::Crawl(args) => lakeform_worker::crawl::run_blocking(args)
+            .map(|_| ())
+            .map_err(anyhow::Error::from),
+        Command::Step(args) => lakeform_worker::step::run_blocking(args)
             .map(|_| ())
             .map_err(anyhow::Error::from),
         Command::Crawler {

@@ -151,12 +151,8 @@ async fn external_storage_zones_become_buckets_and_converge() -> Result<()> {
     let reconciles = op
         .metric_sum("lakeform_reconciliations_total{kind=\"DataLake\",result=\"ok\"}")
         .await?;
-    let rv = ctx
-        .api::<lakeform_api::DataLake>()
-        .get(&lake)
-        .await?
-        .metadata
-        .resource_version;
+    let before = ctx.api::<lakeform_api::DataLake>().get(&lake).await?;
+    let rv = before.metadata.resource_version.clone();
     tokio::time::sleep(Duration::from_secs(7)).await;
     let reconciles_after = op
         .metric_sum("lakeform_reconciliations_total{kind=\"DataLake\",result=\"ok\"}")
@@ -169,15 +165,17 @@ async fn external_storage_zones_become_buckets_and_converge() -> Result<()> {
         op.metric_sum("lakeform_storage_writes_total").await? == writes,
         "no storage write on resync"
     );
-    let rv_after = ctx
-        .api::<lakeform_api::DataLake>()
-        .get(&lake)
-        .await?
-        .metadata
-        .resource_version;
+    let after = ctx.api::<lakeform_api::DataLake>().get(&lake).await?;
+    let rv_after = after.metadata.resource_version.clone();
     ensure!(
         rv == rv_after,
-        "the DataLake (status) was not rewritten: {rv:?} -> {rv_after:?}"
+        "the DataLake was rewritten on a quiet resync: {rv:?} -> {rv_after:?}\n\
+         before: {} {}\nafter: {} {}\nevents: {:?}",
+        serde_json::to_string(&before.status)?,
+        serde_json::to_string(&before.metadata.managed_fields)?,
+        serde_json::to_string(&after.status)?,
+        serde_json::to_string(&after.metadata.managed_fields)?,
+        events(&ctx, &lake).await?
     );
     println!(
         "quiet resync: {} reconciles, 0 storage writes, DataLake resourceVersion unchanged",

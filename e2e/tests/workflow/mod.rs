@@ -1,5 +1,5 @@
-//! Workflows and WorkflowRuns (issue 9, first part: the DAG engine with crawl and container
-//! steps; on-demand, cron and afterWorkflow triggers) against the real API server, Job and
+//! Workflows and WorkflowRuns (issue 9: the DAG engine with crawl, container, extract and sql
+//! steps; on-demand, cron and afterWorkflow triggers; bookmarks) against the real API server, Job and
 //! garbage collector controllers, the pod runner, MinIO and the REST catalog, with the real
 //! operator.
 //! `e2e/run workflow` selects these.
@@ -7,5 +7,7 @@
 mod chain;
 mod common;
 mod dag;
+mod extract_sql;
 mod retry_resume;
 mod schedule;
+mod sql_modes;

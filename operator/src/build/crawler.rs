@@ -117,7 +117,7 @@ pub fn service_account(crawler: &Crawler, lake: &DataLake) -> ServiceAccount {
     }
 }
 
-fn rule(group: &str, resource: &str, name: String, verbs: &[&str]) -> PolicyRule {
+pub(crate) fn rule(group: &str, resource: &str, name: String, verbs: &[&str]) -> PolicyRule {
     PolicyRule {
         api_groups: Some(vec![group.into()]),
         resources: Some(vec![resource.into()]),

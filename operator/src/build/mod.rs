@@ -9,3 +9,4 @@ pub mod meta;
 pub mod minio;
 pub mod trino;
 pub mod workflow;
+pub mod workflow_access;

@@ -15,12 +15,14 @@ use kube::{Resource, ResourceExt};
 use lakeform_api::common::LocalRef;
 use lakeform_api::datalake::DataLake;
 use lakeform_api::validate::parse_duration;
-use lakeform_api::workflow::{Step, Workflow};
+use lakeform_api::workflow::{ExtractMode, Step, Workflow};
 use lakeform_api::workflow_run::{WorkflowRun, WorkflowRunSpec};
+use lakeform_worker::step as step_env;
 
 use super::connection::{LakeEndpoints, plain_env, secret_env};
 use super::crawler::{RUN_ANNOTATION, service_account_name_for};
 use super::meta::{bounded, labels, short_hash};
+use super::workflow_access;
 
 /// Component label of workflow objects.
 pub const COMPONENT: &str = "workflow";
@@ -42,7 +44,7 @@ pub const AFTER_ANNOTATION: &str = "lakeform.dev/after-run";
 pub const PARAM_PREFIX: &str = "LAKEFORM_PARAM_";
 
 /// Why a step cannot become a Job.
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[derive(Debug, thiserror::Error)]
 pub enum StepError {
     /// The step kind has no executor yet.
     #[error("step {step:?}: {kind} steps are not supported by this lakeform version yet")]
@@ -50,6 +52,13 @@ pub enum StepError {
     /// `timeout` does not parse (the workflow validation reports it first).
     #[error("step {step:?}: timeout: {message}")]
     Timeout { step: String, message: String },
+    /// The step could not be serialized for the Job.
+    #[error("step {step:?}: {source}")]
+    Spec {
+        step: String,
+        #[source]
+        source: serde_json::Error,
+    },
 }
 
 /// The kind of a step, as written in the spec.
@@ -66,7 +75,7 @@ pub fn step_kind(step: &Step) -> &'static str {
 
 /// Whether this version can run steps of the step's kind.
 pub fn supported(step: &Step) -> bool {
-    step.crawl.is_some() || step.container.is_some()
+    step.crawl.is_some() || step.container.is_some() || step.sql.is_some() || step.extract.is_some()
 }
 
 /// A label value for a name (shortened with a hash past 63 characters).
@@ -253,6 +262,38 @@ pub fn step_job(
         // the crawl runs with the Crawler's own least-privilege ServiceAccount
         let sa = service_account_name_for(&crawl.crawler_ref.name);
         (c, Some(sa))
+    } else if step.sql.is_some() || step.extract.is_some() {
+        // the step travels whole in the environment: a run keeps the definition it started with
+        let spec = serde_json::to_string(step).map_err(|source| StepError::Spec {
+            step: step.name.clone(),
+            source,
+        })?;
+        env.push(plain_env(step_env::SPEC_ENV, spec));
+        env.push(plain_env(step_env::NAMESPACE_ENV, ns.clone()));
+        let mut sa = None;
+        if let Some(x) = &step.extract {
+            let secret = &x.source.connection_secret_ref;
+            env.push(secret_env(
+                step_env::SOURCE_URL_ENV,
+                &secret.name,
+                &secret.key,
+            ));
+            if x.mode == ExtractMode::Incremental {
+                env.push(plain_env(
+                    step_env::BOOKMARKS_ENV,
+                    workflow_access::bookmarks_name(workflow),
+                ));
+                sa = Some(workflow_access::service_account_name(workflow));
+            }
+        }
+        let c = Container {
+            name: "step".into(),
+            image: Some(image.into()),
+            command: Some(vec!["lakeform".into(), "step".into()]),
+            env: Some(env),
+            ..Default::default()
+        };
+        (c, sa)
     } else if let Some(user) = &step.container {
         env.extend(user.env.iter().cloned());
         let c = Container {
@@ -430,6 +471,14 @@ spec:
         args: [--fast]
         env: [{name: EXTRA, value: '1'}]
     - {name: transform, sql: {statements: ['select 1'], target: {database: d, table: t}}}
+    - {name: spark, spark: {application: {type: Scala}}}
+    - name: pull
+      extract:
+        source: {engine: Postgres, connectionSecretRef: {name: pg, key: url}}
+        tables: [shop/public/%]
+        mode: Incremental
+        bookmarks: [{table: public.orders, column: id}]
+        targetDatabase: raw
 ",
         )
         .expect("workflow parses")
@@ -466,11 +515,16 @@ spec:
     }
 
     fn env_of(job: &Job) -> BTreeMap<String, Option<String>> {
-        job.spec
-            .as_ref()
-            .and_then(|s| s.template.spec.as_ref())
-            .expect("pod")
-            .containers[0]
+        env_of_pod(
+            job.spec
+                .as_ref()
+                .and_then(|s| s.template.spec.as_ref())
+                .expect("pod"),
+        )
+    }
+
+    fn env_of_pod(pod: &PodSpec) -> BTreeMap<String, Option<String>> {
+        pod.containers[0]
             .env
             .clone()
             .unwrap_or_default()
@@ -573,16 +627,59 @@ spec:
     #[test]
     fn unsupported_kinds_say_so() {
         let w = workflow();
-        let err = step_job(&w, &a_run(&w), &lake(), &w.spec.steps[2], 1, "img:1")
-            .expect_err("sql has no executor yet");
-        assert_eq!(
-            err,
-            StepError::Unsupported {
-                step: "transform".into(),
-                kind: "sql"
-            }
+        let err = step_job(&w, &a_run(&w), &lake(), &w.spec.steps[3], 1, "img:1")
+            .expect_err("spark has no executor yet");
+        assert!(
+            matches!(&err, StepError::Unsupported { step, kind: "spark" } if step == "spark"),
+            "{err:?}"
         );
-        assert!(!supported(&w.spec.steps[2]) && supported(&w.spec.steps[0]));
+        assert!(!supported(&w.spec.steps[3]) && supported(&w.spec.steps[2]));
+    }
+
+    #[test]
+    fn sql_and_extract_steps_carry_their_definition_and_secrets_by_reference() {
+        let w = workflow();
+        let sql = step_job(&w, &a_run(&w), &lake(), &w.spec.steps[2], 1, "img:1").expect("sql job");
+        let pod = sql.spec.expect("spec").template.spec.expect("pod");
+        assert_eq!(
+            pod.containers[0].command,
+            Some(vec!["lakeform".to_string(), "step".to_string()])
+        );
+        assert_eq!(
+            pod.service_account_name, None,
+            "sql steps need no API access"
+        );
+        let env = env_of_pod(&pod);
+        let spec: Step = serde_json::from_str(env["LAKEFORM_STEP_SPEC"].as_deref().expect("spec"))
+            .expect("step json");
+        assert_eq!(spec, w.spec.steps[2]);
+
+        let x =
+            step_job(&w, &a_run(&w), &lake(), &w.spec.steps[4], 1, "img:1").expect("extract job");
+        let pod = x.spec.expect("spec").template.spec.expect("pod");
+        assert_eq!(
+            pod.service_account_name.as_deref(),
+            Some("lakeform-wf-nightly")
+        );
+        let url = pod.containers[0]
+            .env
+            .iter()
+            .flatten()
+            .find(|e| e.name == "LAKEFORM_SOURCE_URL")
+            .expect("source url");
+        assert_eq!(url.value, None, "the URL is never inlined");
+        let key = url
+            .value_from
+            .as_ref()
+            .and_then(|v| v.secret_key_ref.as_ref())
+            .expect("secret ref");
+        assert_eq!((key.name.as_str(), key.key.as_str()), ("pg", "url"));
+        let env = env_of_pod(&pod);
+        assert_eq!(
+            env["LAKEFORM_BOOKMARKS"].as_deref(),
+            Some("nightly-bookmarks")
+        );
+        assert_eq!(env["LAKEFORM_NAMESPACE"].as_deref(), Some("team"));
     }
 
     #[test]

@@ -119,18 +119,39 @@ pub async fn widen_columns(
             context: format!("widened schema of {}", table.identifier()),
             message: e.to_string(),
         })?;
+    commit_table(
+        conn,
+        table.identifier(),
+        serde_json::json!([TableRequirement::CurrentSchemaIdMatch {
+            current_schema_id: current.schema_id()
+        }]),
+        serde_json::json!([
+            TableUpdate::AddSchema { schema },
+            TableUpdate::SetCurrentSchema { schema_id: -1 }
+        ]),
+        &format!("widening columns of {}", table.identifier()),
+    )
+    .await
+}
+
+/// Commits `updates` to a table if `requirements` hold (the REST `POST …/tables/{table}`
+/// endpoint), for changes iceberg-rust 0.10.1's transactions cannot express.
+pub async fn commit_table(
+    conn: &CatalogConn,
+    ident: &iceberg::TableIdent,
+    requirements: serde_json::Value,
+    updates: serde_json::Value,
+    what: &str,
+) -> Result<(), CrawlError> {
     let body = serde_json::json!({
-        "identifier": { "namespace": table.identifier().namespace().as_ref(), "name": table.identifier().name() },
-        "requirements": [TableRequirement::CurrentSchemaIdMatch { current_schema_id: current.schema_id() }],
-        "updates": [TableUpdate::AddSchema { schema }, TableUpdate::SetCurrentSchema { schema_id: -1 }],
+        "identifier": { "namespace": ident.namespace().as_ref(), "name": ident.name() },
+        "requirements": requirements,
+        "updates": updates,
     });
     let http = reqwest::Client::new();
     let base = base(&http, conn).await?;
-    let ns = table.identifier().namespace().as_ref().join("\u{1f}");
-    let url = format!(
-        "{base}/namespaces/{ns}/tables/{}",
-        table.identifier().name()
-    );
+    let ns = ident.namespace().as_ref().join("\u{1f}");
+    let url = format!("{base}/namespaces/{ns}/tables/{}", ident.name());
     let resp = http
         .post(url)
         .json(&body)
@@ -141,7 +162,7 @@ pub async fn widen_columns(
         let status = resp.status();
         let text = resp.text().await.unwrap_or_default();
         return Err(CrawlError::Rest {
-            context: format!("widening columns of {}", table.identifier()),
+            context: what.to_string(),
             message: format!("{status}: {}", text.chars().take(500).collect::<String>()),
         });
     }

@@ -5,7 +5,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::api::{Patch, PatchParams};
 use kube::{Api, ResourceExt};
 use lakeform_api::common::{
-    CONDITION_READY, FIELD_MANAGER, condition, find_condition, set_condition,
+    CONDITION_READY, FIELD_MANAGER, condition, find_condition, keep_transition_times, set_condition,
 };
 use lakeform_api::datalake::{DataLake, DataLakeStatus, Endpoints, ZoneStatus};
 use serde_json::json;
@@ -167,6 +167,14 @@ impl StatusBuilder {
         }
         let api: Api<DataLake> =
             Api::namespaced(ctx.client.clone(), &lake.namespace().unwrap_or_default());
+        // The cached object may predate our own last write (the watch lags the write): compare
+        // with the live status before writing, keeping transition times that still hold.
+        if let Some(live) = api.get_opt(&lake.name_any()).await?.and_then(|l| l.status) {
+            keep_transition_times(&mut self.status.conditions, &live.conditions);
+            if live == self.status {
+                return Ok(false);
+            }
+        }
         let patch = json!({
             "apiVersion": "lakeform.dev/v1alpha1",
             "kind": "DataLake",

@@ -3,6 +3,8 @@
 //! `concurrencyPolicy` → history limit → status (`Ready`, `lastRun`, `activeRuns`,
 //! `nextScheduleTimes`). Runs themselves are the WorkflowRun controller's.
 
+mod access;
+
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -39,6 +41,8 @@ const LAKE_RECHECK: Duration = Duration::from_secs(15);
 pub enum Error {
     #[error("{0}")]
     Kube(#[from] kube::Error),
+    #[error("{0}")]
+    Apply(#[from] super::apply::ApplyError),
     #[error("Workflow has no namespace")]
     NoNamespace,
 }
@@ -325,6 +329,27 @@ async fn reconcile(wf: Arc<Workflow>, ctx: Arc<Context>) -> Result<Action, Error
         );
         out.write(wf, ctx).await?;
         return Ok(Action::await_change());
+    }
+    let missing = access::missing_secrets(wf, ctx).await?;
+    if !missing.is_empty() {
+        out.refuse(
+            wf,
+            "SecretNotFound",
+            format!("{}; no trigger fires until it exists", missing.join("; ")),
+        );
+        out.write(wf, ctx).await?;
+        return Ok(Action::requeue(LAKE_RECHECK));
+    }
+    if let Some(token) = access::ensure(wf, ctx).await? {
+        out.status.last_bookmark_reset = Some(token.clone());
+        out.events.push((
+            EventType::Normal,
+            "BookmarksReset",
+            format!(
+                "bookmarks cleared ({} {token}): the next run loads every row again",
+                crate::build::workflow_access::RESET_ANNOTATION
+            ),
+        ));
     }
     let active: Vec<&WorkflowRun> = all.iter().filter(|r| !run_finished(r)).collect();
 

@@ -26,7 +26,7 @@ use super::apply::replacing_patch;
 use super::context::Context;
 use super::crawler::runs::{JobState, job_state};
 use crate::build::workflow::{
-    CANCEL_ANNOTATION, LABEL_RUN, LABEL_WORKFLOW, StepError, label_value, step_job, step_job_name,
+    CANCEL_ANNOTATION, LABEL_RUN, LABEL_WORKFLOW, label_value, step_job, step_job_name,
 };
 use dag::{Attempt, Decision};
 
@@ -380,7 +380,7 @@ async fn reconcile(run: Arc<WorkflowRun>, rctx: Arc<RunContext>) -> Result<Actio
                         Err(e) => return Err(e.into()),
                     }
                 }
-                Err(e @ (StepError::Unsupported { .. } | StepError::Timeout { .. })) => {
+                Err(e) => {
                     seen.insert(start.step.clone(), Attempt::Failed(e.to_string()));
                     // no retry can help: use up the attempts
                     st.attempts = st.attempts.max(1 + step.retries.max(0));

@@ -1,0 +1,88 @@
+//! Errors of a workflow step run by the worker.
+
+use thiserror::Error;
+
+/// Why a step failed. Messages name the table, column or setting involved.
+#[derive(Debug, Error)]
+pub enum StepError {
+    /// A setting (environment, arguments, step spec) is missing or malformed.
+    #[error("configuration: {0}")]
+    Config(String),
+    /// A catalog call failed.
+    #[error("catalog: {context}: {source}")]
+    Catalog {
+        context: String,
+        #[source]
+        source: Box<iceberg::Error>,
+    },
+    /// A catalog REST call made without iceberg-rust failed.
+    #[error("catalog: {0}")]
+    Rest(String),
+    /// Planning or running SQL failed.
+    #[error("SQL: {context}: {source}")]
+    Sql {
+        context: String,
+        #[source]
+        source: Box<datafusion::error::DataFusionError>,
+    },
+    /// Data does not fit the target table.
+    #[error("table {table}: {message}")]
+    Data { table: String, message: String },
+    /// The source database refused or failed.
+    #[error("source database: {context}: {source}")]
+    Source {
+        context: String,
+        #[source]
+        source: tokio_postgres::Error,
+    },
+    /// A source column has a value the lake cannot hold.
+    #[error("source table {table}: {message}")]
+    SourceData { table: String, message: String },
+    /// Reading or writing the bookmark ConfigMap failed.
+    #[error("bookmarks: {context}: {source}")]
+    Bookmarks {
+        context: String,
+        #[source]
+        source: Box<kube::Error>,
+    },
+    /// The tokio runtime could not start.
+    #[error("runtime: {0}")]
+    Runtime(#[source] std::io::Error),
+    /// The report could not be printed.
+    #[error("report: {0}")]
+    Report(#[from] serde_json::Error),
+}
+
+impl StepError {
+    /// Maps an iceberg error with what was being done.
+    pub fn catalog(context: impl Into<String>) -> impl FnOnce(iceberg::Error) -> StepError {
+        let context = context.into();
+        move |source| StepError::Catalog {
+            context,
+            source: Box::new(source),
+        }
+    }
+
+    /// Maps a DataFusion error with what was being done.
+    pub fn sql(
+        context: impl Into<String>,
+    ) -> impl FnOnce(datafusion::error::DataFusionError) -> StepError {
+        let context = context.into();
+        move |source| StepError::Sql {
+            context,
+            source: Box::new(source),
+        }
+    }
+
+    /// Maps a PostgreSQL error with what was being done.
+    pub fn source(context: impl Into<String>) -> impl FnOnce(tokio_postgres::Error) -> StepError {
+        let context = context.into();
+        move |source| StepError::Source { context, source }
+    }
+}
+
+impl From<crate::crawl::CrawlError> for StepError {
+    fn from(e: crate::crawl::CrawlError) -> Self {
+        StepError::Rest(e.to_string())
+    }
+}

@@ -1,0 +1,440 @@
+//! PostgreSQL sources: tables, their columns and primary keys from the system catalogs, and
+//! rows read as Arrow batches. Each column is selected as a type the wire protocol gives us
+//! exactly (dates as day numbers, timestamps as epoch microseconds, numerics as text parsed
+//! into decimals), so no value is rounded or reinterpreted on the way.
+
+use std::sync::Arc;
+
+use arrow_array::builder::{
+    BinaryBuilder, BooleanBuilder, Date32Builder, Float32Builder, Float64Builder, Int32Builder,
+    Int64Builder, StringBuilder, TimestampMicrosecondBuilder,
+};
+use arrow_array::{ArrayRef, RecordBatch};
+use arrow_cast::{CastOptions, cast_with_options};
+use arrow_schema::{DataType, Field, Schema, SchemaRef, TimeUnit};
+use futures::StreamExt;
+use tokio_postgres::{Client, NoTls, Row, Transaction};
+
+use crate::crawl::schema::UTC;
+use crate::step::error::StepError;
+use crate::step::merge::quote;
+
+/// Rows per Arrow batch.
+const BATCH_ROWS: usize = 8192;
+
+/// How a column travels.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Bool,
+    Int32,
+    Int64,
+    Float32,
+    Float64,
+    /// numeric(p, s), sent as text.
+    Decimal(u8, i8),
+    /// Days since 1970-01-01.
+    Date,
+    /// Epoch microseconds; `true` for `timestamptz`.
+    Timestamp(bool),
+    Bytes,
+    /// Anything else, as its text form.
+    Text,
+}
+
+/// A source column.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Column {
+    pub name: String,
+    /// `format_type` of the column, e.g. `timestamp with time zone`.
+    pub sql_type: String,
+    pub kind: Kind,
+}
+
+/// A source table.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SourceTable {
+    pub database: String,
+    pub schema: String,
+    pub name: String,
+    pub columns: Vec<Column>,
+    pub primary_key: Vec<String>,
+}
+
+impl SourceTable {
+    /// `"schema"."table"`.
+    pub fn qualified(&self) -> String {
+        format!("{}.{}", quote(&self.schema), quote(&self.name))
+    }
+
+    /// `schema.table`, as bookmarks and messages name it.
+    pub fn display(&self) -> String {
+        format!("{}.{}", self.schema, self.name)
+    }
+
+    /// The Arrow schema of the rows [`read`] returns.
+    pub fn arrow_schema(&self) -> SchemaRef {
+        Arc::new(Schema::new(
+            self.columns
+                .iter()
+                .map(|c| Field::new(&c.name, arrow_type(c.kind), true))
+                .collect::<Vec<_>>(),
+        ))
+    }
+
+    pub fn column(&self, name: &str) -> Option<&Column> {
+        self.columns.iter().find(|c| c.name == name)
+    }
+}
+
+/// The Arrow type a kind becomes.
+pub fn arrow_type(kind: Kind) -> DataType {
+    match kind {
+        Kind::Bool => DataType::Boolean,
+        Kind::Int32 => DataType::Int32,
+        Kind::Int64 => DataType::Int64,
+        Kind::Float32 => DataType::Float32,
+        Kind::Float64 => DataType::Float64,
+        Kind::Decimal(p, s) => DataType::Decimal128(p, s),
+        Kind::Date => DataType::Date32,
+        Kind::Timestamp(tz) => DataType::Timestamp(TimeUnit::Microsecond, tz.then(|| UTC.into())),
+        Kind::Bytes => DataType::Binary,
+        Kind::Text => DataType::Utf8,
+    }
+}
+
+/// The kind of a column from its type name and numeric precision/scale.
+pub fn kind_of(type_name: &str, precision: Option<i32>, scale: Option<i32>) -> Kind {
+    match type_name {
+        "bool" => Kind::Bool,
+        "int2" | "int4" => Kind::Int32,
+        "int8" => Kind::Int64,
+        "float4" => Kind::Float32,
+        "float8" => Kind::Float64,
+        "numeric" => match (precision, scale) {
+            (Some(p), Some(s)) if (1..=38).contains(&p) && (0..=p).contains(&s) => {
+                Kind::Decimal(p as u8, s as i8)
+            }
+            // unconstrained numeric: any precision; text keeps every digit
+            _ => Kind::Text,
+        },
+        "date" => Kind::Date,
+        "timestamp" => Kind::Timestamp(false),
+        "timestamptz" => Kind::Timestamp(true),
+        "bytea" => Kind::Bytes,
+        _ => Kind::Text,
+    }
+}
+
+/// The select expression of a column.
+fn select_expr(c: &Column) -> String {
+    let q = quote(&c.name);
+    match c.kind {
+        Kind::Bool | Kind::Int64 | Kind::Float32 | Kind::Float64 | Kind::Bytes => q,
+        Kind::Int32 => format!("{q}::int4"),
+        Kind::Decimal(..) | Kind::Text => format!("{q}::text"),
+        Kind::Date => format!("({q} - DATE '1970-01-01')"),
+        Kind::Timestamp(_) => format!("(EXTRACT(EPOCH FROM {q}) * 1000000)::int8"),
+    }
+}
+
+/// Connects (the connection runs on its own task until the client is dropped).
+pub async fn connect(url: &str) -> Result<Client, StepError> {
+    let (client, connection) = tokio_postgres::connect(url, NoTls)
+        .await
+        .map_err(StepError::source("connecting"))?;
+    tokio::spawn(async move {
+        if let Err(e) = connection.await {
+            tracing::warn!(error = %e, "source database connection ended");
+        }
+    });
+    Ok(client)
+}
+
+/// Every ordinary and partitioned table outside the system schemas, as
+/// `(database, schema, table)`.
+pub async fn tables(client: &Client) -> Result<Vec<(String, String, String)>, StepError> {
+    let rows = client
+        .query(
+            "SELECT current_database()::text, n.nspname::text, c.relname::text
+               FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+              WHERE c.relkind IN ('r', 'p') AND NOT c.relispartition
+                AND n.nspname NOT IN ('pg_catalog', 'information_schema')
+                AND n.nspname NOT LIKE 'pg\\_toast%'
+              ORDER BY 2, 3",
+            &[],
+        )
+        .await
+        .map_err(StepError::source("listing tables"))?;
+    Ok(rows
+        .iter()
+        .map(|r| (r.get(0), r.get(1), r.get(2)))
+        .collect())
+}
+
+/// Columns and primary key of one table.
+pub async fn describe(
+    client: &Client,
+    database: &str,
+    schema: &str,
+    name: &str,
+) -> Result<SourceTable, StepError> {
+    let qualified = format!("{}.{}", quote(schema), quote(name));
+    let what = format!("describing {schema}.{name}");
+    let rows = client
+        .query(
+            "SELECT a.attname::text, t.typname::text, pg_catalog.format_type(a.atttypid, a.atttypmod),
+                    CASE WHEN t.typname = 'numeric' AND a.atttypmod >= 4
+                         THEN ((a.atttypmod - 4) >> 16) & 65535 END,
+                    CASE WHEN t.typname = 'numeric' AND a.atttypmod >= 4
+                         THEN (a.atttypmod - 4) & 65535 END
+               FROM pg_catalog.pg_attribute a JOIN pg_catalog.pg_type t ON t.oid = a.atttypid
+              WHERE a.attrelid = $1::text::regclass AND a.attnum > 0 AND NOT a.attisdropped
+              ORDER BY a.attnum",
+            &[&qualified],
+        )
+        .await
+        .map_err(StepError::source(what.clone()))?;
+    let columns = rows
+        .iter()
+        .map(|r| {
+            let type_name: String = r.get(1);
+            Column {
+                name: r.get(0),
+                sql_type: r.get(2),
+                kind: kind_of(&type_name, r.get(3), r.get(4)),
+            }
+        })
+        .collect();
+    let pk = client
+        .query(
+            "SELECT a.attname::text
+               FROM pg_catalog.pg_index i
+               JOIN pg_catalog.pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = ANY(i.indkey)
+              WHERE i.indrelid = $1::text::regclass AND i.indisprimary
+              ORDER BY array_position(i.indkey::int2[], a.attnum)",
+            &[&qualified],
+        )
+        .await
+        .map_err(StepError::source(what))?;
+    Ok(SourceTable {
+        database: database.to_string(),
+        schema: schema.to_string(),
+        name: name.to_string(),
+        columns,
+        primary_key: pk.iter().map(|r| r.get(0)).collect(),
+    })
+}
+
+/// The largest value of `column`, as text (`None` for an empty table).
+pub async fn max_value(
+    tx: &Transaction<'_>,
+    table: &SourceTable,
+    column: &str,
+) -> Result<Option<String>, StepError> {
+    let sql = format!(
+        "SELECT max({})::text FROM {}",
+        quote(column),
+        table.qualified()
+    );
+    let row = tx
+        .query_one(&sql, &[])
+        .await
+        .map_err(StepError::source(format!(
+            "bookmark of {}",
+            table.display()
+        )))?;
+    Ok(row.get(0))
+}
+
+/// Rows of `table`; with a bookmark, only rows whose `column` is after `after` (when set)
+/// and at most `upto`.
+pub async fn read(
+    tx: &Transaction<'_>,
+    table: &SourceTable,
+    bookmark: Option<(&Column, Option<&str>, &str)>,
+) -> Result<Vec<RecordBatch>, StepError> {
+    let list = table
+        .columns
+        .iter()
+        .map(select_expr)
+        .collect::<Vec<_>>()
+        .join(", ");
+    let mut sql = format!("SELECT {list} FROM {}", table.qualified());
+    let mut params: Vec<String> = Vec::new();
+    if let Some((col, after, upto)) = bookmark {
+        let q = quote(&col.name);
+        let ty = &col.sql_type;
+        params.push(upto.to_string());
+        sql.push_str(&format!(" WHERE {q} <= $1::text::{ty}"));
+        if let Some(a) = after {
+            params.push(a.to_string());
+            sql.push_str(&format!(" AND {q} > $2::text::{ty}"));
+        }
+    }
+    let what = format!("reading {}", table.display());
+    let stream = tx
+        .query_raw(&sql, params.iter())
+        .await
+        .map_err(StepError::source(what.clone()))?;
+    let mut stream = std::pin::pin!(stream);
+    let schema = table.arrow_schema();
+    let mut batches = Vec::new();
+    let mut rows: Vec<Row> = Vec::with_capacity(BATCH_ROWS);
+    while let Some(row) = stream.next().await {
+        rows.push(row.map_err(StepError::source(what.clone()))?);
+        if rows.len() == BATCH_ROWS {
+            batches.push(to_batch(table, &schema, &rows)?);
+            rows.clear();
+        }
+    }
+    if !rows.is_empty() {
+        batches.push(to_batch(table, &schema, &rows)?);
+    }
+    Ok(batches)
+}
+
+fn to_batch(
+    table: &SourceTable,
+    schema: &SchemaRef,
+    rows: &[Row],
+) -> Result<RecordBatch, StepError> {
+    let bad = |message: String| StepError::SourceData {
+        table: table.display(),
+        message,
+    };
+    let columns = table
+        .columns
+        .iter()
+        .enumerate()
+        .map(|(i, c)| column(c, i, rows).map_err(|e| bad(format!("column {}: {e}", c.name))))
+        .collect::<Result<Vec<_>, _>>()?;
+    RecordBatch::try_new(schema.clone(), columns).map_err(|e| bad(e.to_string()))
+}
+
+fn column(c: &Column, i: usize, rows: &[Row]) -> Result<ArrayRef, String> {
+    fn get<'a, T: tokio_postgres::types::FromSql<'a>>(
+        r: &'a Row,
+        i: usize,
+    ) -> Result<Option<T>, String> {
+        r.try_get::<_, Option<T>>(i).map_err(|e| e.to_string())
+    }
+    let n = rows.len();
+    Ok(match c.kind {
+        Kind::Bool => {
+            let mut b = BooleanBuilder::with_capacity(n);
+            for r in rows {
+                b.append_option(get::<bool>(r, i)?);
+            }
+            Arc::new(b.finish())
+        }
+        Kind::Int32 => {
+            let mut b = Int32Builder::with_capacity(n);
+            for r in rows {
+                b.append_option(get::<i32>(r, i)?);
+            }
+            Arc::new(b.finish())
+        }
+        Kind::Int64 => {
+            let mut b = Int64Builder::with_capacity(n);
+            for r in rows {
+                b.append_option(get::<i64>(r, i)?);
+            }
+            Arc::new(b.finish())
+        }
+        Kind::Float32 => {
+            let mut b = Float32Builder::with_capacity(n);
+            for r in rows {
+                b.append_option(get::<f32>(r, i)?);
+            }
+            Arc::new(b.finish())
+        }
+        Kind::Float64 => {
+            let mut b = Float64Builder::with_capacity(n);
+            for r in rows {
+                b.append_option(get::<f64>(r, i)?);
+            }
+            Arc::new(b.finish())
+        }
+        Kind::Date => {
+            let mut b = Date32Builder::with_capacity(n);
+            for r in rows {
+                b.append_option(get::<i32>(r, i)?);
+            }
+            Arc::new(b.finish())
+        }
+        Kind::Timestamp(tz) => {
+            let mut b = TimestampMicrosecondBuilder::with_capacity(n);
+            for r in rows {
+                b.append_option(get::<i64>(r, i)?);
+            }
+            Arc::new(b.finish().with_timezone_opt(tz.then_some(UTC)))
+        }
+        Kind::Bytes => {
+            let mut b = BinaryBuilder::with_capacity(n, n * 16);
+            for r in rows {
+                b.append_option(get::<&[u8]>(r, i)?);
+            }
+            Arc::new(b.finish())
+        }
+        Kind::Text | Kind::Decimal(..) => {
+            let mut b = StringBuilder::with_capacity(n, n * 16);
+            for r in rows {
+                b.append_option(get::<&str>(r, i)?);
+            }
+            let text: ArrayRef = Arc::new(b.finish());
+            match c.kind {
+                Kind::Decimal(..) => {
+                    let strict = CastOptions {
+                        safe: false,
+                        ..Default::default()
+                    };
+                    cast_with_options(&text, &arrow_type(c.kind), &strict)
+                        .map_err(|e| e.to_string())?
+                }
+                _ => text,
+            }
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kinds_keep_values_exact() {
+        assert_eq!(kind_of("int2", None, None), Kind::Int32);
+        assert_eq!(kind_of("numeric", Some(12), Some(2)), Kind::Decimal(12, 2));
+        // more digits than a decimal128 holds, or no declared precision: text
+        assert_eq!(kind_of("numeric", Some(60), Some(2)), Kind::Text);
+        assert_eq!(kind_of("numeric", None, None), Kind::Text);
+        assert_eq!(kind_of("timestamptz", None, None), Kind::Timestamp(true));
+        assert_eq!(kind_of("uuid", None, None), Kind::Text);
+        assert_eq!(kind_of("jsonb", None, None), Kind::Text);
+    }
+
+    #[test]
+    fn select_expressions_by_kind() {
+        let col = |name: &str, kind| Column {
+            name: name.into(),
+            sql_type: String::new(),
+            kind,
+        };
+        assert_eq!(
+            select_expr(&col("d", Kind::Date)),
+            "(\"d\" - DATE '1970-01-01')"
+        );
+        assert_eq!(
+            select_expr(&col("at", Kind::Timestamp(true))),
+            "(EXTRACT(EPOCH FROM \"at\") * 1000000)::int8"
+        );
+        assert_eq!(
+            select_expr(&col("we\"ird", Kind::Text)),
+            "\"we\"\"ird\"::text"
+        );
+        assert_eq!(
+            arrow_type(Kind::Timestamp(true)),
+            DataType::Timestamp(TimeUnit::Microsecond, Some(UTC.into()))
+        );
+    }
+}
