@@ -87,9 +87,13 @@ async fn truth(client: &Client) -> Result<BTreeMap<String, (i64, String)>> {
 }
 
 /// The curated table as DuckDB (through the REST catalog) reads it.
-async fn curated(ctx: &TestContext, catalog: &str) -> Result<BTreeMap<String, (i64, String)>> {
-    let rows = lake::read_with_python_at(&ctx.env, catalog, "duckdb-rest", &["curated", "revenue"])
-        .await?;
+async fn curated(
+    ctx: &TestContext,
+    catalog: &str,
+    database: &str,
+) -> Result<BTreeMap<String, (i64, String)>> {
+    let rows =
+        lake::read_with_python_at(&ctx.env, catalog, "duckdb-rest", &[database, "revenue"]).await?;
     rows.iter()
         .map(|r| {
             let country = r["country"].as_str().context("country")?.to_string();
@@ -215,7 +219,7 @@ spec:
             SELECT c.country, count(*) AS orders, sum(o.amount) AS revenue
             FROM {database}.pg_orders o JOIN {database}.pg_customers c ON c.id = o.customer_id
             GROUP BY c.country
-        target: {{database: curated, table: revenue}}
+        target: {{database: {database}, table: revenue}}
         mode: Merge
         mergeKeys: [country]
     - name: crawl
@@ -293,7 +297,7 @@ spec:
         "audit_log is excluded: {report}"
     );
     let want = truth(&source).await?;
-    let got = curated(ctx, catalog).await?;
+    let got = curated(ctx, catalog, database).await?;
     ensure!(
         got == want,
         "curated table (DuckDB) {got:?} != PostgreSQL {want:?}"
@@ -334,7 +338,7 @@ spec:
     );
     ensure!(ids(ctx, catalog, database, "pg_orders").await? == (625, 625));
     let want = truth(&source).await?;
-    let got = curated(ctx, catalog).await?;
+    let got = curated(ctx, catalog, database).await?;
     ensure!(got == want, "after new rows: {got:?} != {want:?}");
 
     // reset the bookmarks: everything is read again, merged without duplicates
@@ -368,7 +372,7 @@ spec:
         "no duplicates after the reset"
     );
     ensure!(ids(ctx, catalog, database, "pg_customers").await? == (40, 40));
-    let got = curated(ctx, catalog).await?;
+    let got = curated(ctx, catalog, database).await?;
     ensure!(got == truth(&source).await?, "after the reset: {got:?}");
     println!("bookmarks: 600 → +25 rows → reset reloads 625 rows, 0 duplicates");
     Ok(())
