@@ -10,4 +10,5 @@ mod dag;
 mod extract_sql;
 mod retry_resume;
 mod schedule;
+mod spark;
 mod sql_modes;

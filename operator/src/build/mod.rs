@@ -7,6 +7,7 @@ pub mod crawler;
 pub mod lakekeeper;
 pub mod meta;
 pub mod minio;
+pub mod spark;
 pub mod trino;
 pub mod workflow;
 pub mod workflow_access;

@@ -46,8 +46,8 @@ pub const PARAM_PREFIX: &str = "LAKEFORM_PARAM_";
 /// Why a step cannot become a Job.
 #[derive(Debug, thiserror::Error)]
 pub enum StepError {
-    /// The step kind has no executor yet.
-    #[error("step {step:?}: {kind} steps are not supported by this lakeform version yet")]
+    /// The step kind does not run as a Job (spark steps are SparkApplications) or has no kind.
+    #[error("step {step:?}: {kind} steps do not run as Jobs")]
     Unsupported { step: String, kind: &'static str },
     /// `timeout` does not parse (the workflow validation reports it first).
     #[error("step {step:?}: timeout: {message}")]
@@ -75,7 +75,11 @@ pub fn step_kind(step: &Step) -> &'static str {
 
 /// Whether this version can run steps of the step's kind.
 pub fn supported(step: &Step) -> bool {
-    step.crawl.is_some() || step.container.is_some() || step.sql.is_some() || step.extract.is_some()
+    step.crawl.is_some()
+        || step.container.is_some()
+        || step.sql.is_some()
+        || step.extract.is_some()
+        || step.spark.is_some()
 }
 
 /// A label value for a name (shortened with a hash past 63 characters).
@@ -83,7 +87,7 @@ pub fn label_value(name: &str) -> String {
     bounded(name, "", 63)
 }
 
-fn workflow_labels(workflow: &Workflow) -> BTreeMap<String, String> {
+pub(crate) fn workflow_labels(workflow: &Workflow) -> BTreeMap<String, String> {
     let mut l = labels(&workflow.spec.lake_ref.name, COMPONENT);
     l.insert(LABEL_WORKFLOW.into(), label_value(&workflow.name_any()));
     l
@@ -183,7 +187,7 @@ pub fn param_var(name: &str) -> String {
     v
 }
 
-fn env(
+pub(crate) fn env(
     workflow: &Workflow,
     run: &WorkflowRun,
     lake: &DataLake,
@@ -625,15 +629,16 @@ spec:
     }
 
     #[test]
-    fn unsupported_kinds_say_so() {
+    fn spark_steps_are_not_jobs() {
         let w = workflow();
         let err = step_job(&w, &a_run(&w), &lake(), &w.spec.steps[3], 1, "img:1")
-            .expect_err("spark has no executor yet");
+            .expect_err("spark steps are SparkApplications");
         assert!(
             matches!(&err, StepError::Unsupported { step, kind: "spark" } if step == "spark"),
             "{err:?}"
         );
-        assert!(!supported(&w.spec.steps[3]) && supported(&w.spec.steps[2]));
+        assert!(w.spec.steps.iter().all(supported));
+        assert!(!supported(&Step::default()), "a step without a kind");
     }
 
     #[test]

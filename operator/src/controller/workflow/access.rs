@@ -1,8 +1,10 @@
-//! What extract steps need before a run may start: their connection Secrets exist (checked
+//! What steps need before a run may start: extract steps' connection Secrets exist (checked
 //! here so a missing Secret is a `Ready=False` verdict naming the field, not a failed pod),
-//! and, for incremental extracts, the bookmark ConfigMap and the step ServiceAccount.
+//! the Spark Operator's CRD exists for spark steps, and, for incremental extracts, the
+//! bookmark ConfigMap and the step ServiceAccount.
 
 use k8s_openapi::api::core::v1::{ConfigMap, Secret};
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{Patch, PatchParams};
 use kube::{Api, ResourceExt};
 use lakeform_api::workflow::Workflow;
@@ -11,6 +13,7 @@ use serde_json::json;
 use super::super::apply::apply;
 use super::super::context::Context;
 use super::Error;
+use crate::build::spark;
 use crate::build::workflow_access as build;
 
 /// One line per extract step whose connection Secret or key is missing.
@@ -43,6 +46,30 @@ pub async fn missing_secrets(wf: &Workflow, ctx: &Context) -> Result<Vec<String>
         }
     }
     Ok(out)
+}
+
+/// The spark steps, one line naming them, when the Spark Operator's CRD does not exist.
+pub async fn missing_spark_operator(wf: &Workflow, ctx: &Context) -> Result<Option<String>, Error> {
+    let steps: Vec<String> = wf
+        .spec
+        .steps
+        .iter()
+        .enumerate()
+        .filter(|(_, s)| s.spark.is_some())
+        .map(|(i, s)| format!("spec.steps[{i}] ({})", s.name))
+        .collect();
+    if steps.is_empty() {
+        return Ok(None);
+    }
+    let crds: Api<CustomResourceDefinition> = Api::all(ctx.client.clone());
+    if crds.get_opt(spark::CRD_NAME).await?.is_some() {
+        return Ok(None);
+    }
+    Ok(Some(format!(
+        "{}: spark steps need the Kubeflow Spark Operator, and CustomResourceDefinition {} does not exist",
+        steps.join(", "),
+        spark::CRD_NAME
+    )))
 }
 
 /// Applies the bookmark ConfigMap and the step ServiceAccount, Role and RoleBinding when the

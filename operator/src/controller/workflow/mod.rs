@@ -340,6 +340,15 @@ async fn reconcile(wf: Arc<Workflow>, ctx: Arc<Context>) -> Result<Action, Error
         out.write(wf, ctx).await?;
         return Ok(Action::requeue(LAKE_RECHECK));
     }
+    if let Some(message) = access::missing_spark_operator(wf, ctx).await? {
+        out.refuse(
+            wf,
+            "SparkOperatorMissing",
+            format!("{message}; no trigger fires until it is installed"),
+        );
+        out.write(wf, ctx).await?;
+        return Ok(Action::requeue(LAKE_RECHECK));
+    }
     if let Some(token) = access::ensure(wf, ctx).await? {
         out.status.last_bookmark_reset = Some(token.clone());
         out.events.push((

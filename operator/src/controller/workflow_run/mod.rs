@@ -11,7 +11,7 @@ use std::time::Duration;
 use futures::StreamExt;
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
-use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams};
+use kube::api::{DeleteParams, DynamicObject, ListParams, Patch, PatchParams, PostParams};
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::events::EventType;
 use kube::runtime::watcher;
@@ -25,6 +25,7 @@ use serde_json::json;
 use super::apply::replacing_patch;
 use super::context::Context;
 use super::crawler::runs::{JobState, job_state};
+use crate::build::spark::{self, SparkState};
 use crate::build::workflow::{
     CANCEL_ANNOTATION, LABEL_RUN, LABEL_WORKFLOW, label_value, step_job, step_job_name,
 };
@@ -34,6 +35,8 @@ use dag::{Attempt, Decision};
 const FIELD_MANAGER: &str = "lakeform-workflowrun-controller";
 /// How often a run waiting for its DataLake looks again.
 const WAITING_RECHECK: Duration = Duration::from_secs(10);
+/// How often a running spark step's SparkApplication is looked at.
+const SPARK_POLL: Duration = Duration::from_secs(10);
 
 /// Errors that end a reconcile without a verdict (API failures); retried with backoff.
 #[derive(Debug, thiserror::Error)]
@@ -188,6 +191,44 @@ async fn jobs(run: &WorkflowRun, ctx: &Context) -> Result<BTreeMap<String, Job>,
         .collect())
 }
 
+/// The SparkApplications of a run's spark steps, by name (none when the workflow has no spark
+/// step: the resource may not even exist then).
+async fn spark_apps(
+    run: &WorkflowRun,
+    workflow: &Workflow,
+    ctx: &Context,
+) -> Result<BTreeMap<String, DynamicObject>, Error> {
+    if !workflow.spec.steps.iter().any(|s| s.spark.is_some()) {
+        return Ok(BTreeMap::new());
+    }
+    owned_spark_apps(run, ctx).await
+}
+
+async fn owned_spark_apps(
+    run: &WorkflowRun,
+    ctx: &Context,
+) -> Result<BTreeMap<String, DynamicObject>, Error> {
+    let ns = run.namespace().ok_or(Error::NoNamespace)?;
+    let api: Api<DynamicObject> = Api::namespaced_with(ctx.client.clone(), &ns, &spark::resource());
+    let selector = format!("{LABEL_RUN}={}", label_value(&run.name_any()));
+    let list = match api.list(&ListParams::default().labels(&selector)).await {
+        Ok(l) => l,
+        // the Spark Operator's CRD is gone: the steps' applications are missing
+        Err(kube::Error::Api(s)) if s.code == 404 => return Ok(BTreeMap::new()),
+        Err(e) => return Err(e.into()),
+    };
+    Ok(list
+        .items
+        .into_iter()
+        .filter(|a| {
+            a.owner_references()
+                .iter()
+                .any(|o| Some(&o.uid) == run.uid().as_ref())
+        })
+        .map(|a| (a.name_any(), a))
+        .collect())
+}
+
 fn failure_reason(job: &Job) -> String {
     job.status
         .as_ref()
@@ -212,6 +253,7 @@ fn attempts(
     run: &WorkflowRun,
     steps: &[StepStatus],
     jobs: &BTreeMap<String, Job>,
+    apps: &BTreeMap<String, DynamicObject>,
 ) -> BTreeMap<String, Attempt> {
     steps
         .iter()
@@ -219,7 +261,12 @@ fn attempts(
         .map(|s| {
             let name = step_job_name(run, &s.name, s.attempts);
             let a = match jobs.get(&name) {
-                None => Attempt::Missing,
+                None => match apps.get(&name).map(spark::state) {
+                    None => Attempt::Missing,
+                    Some(SparkState::Running) => Attempt::Running,
+                    Some(SparkState::Succeeded) => Attempt::Succeeded,
+                    Some(SparkState::Failed(m)) => Attempt::Failed(m),
+                },
                 Some(j) => match job_state(j) {
                     JobState::Active => Attempt::Running,
                     JobState::Succeeded => Attempt::Succeeded,
@@ -239,6 +286,17 @@ async fn cancel(
     ctx: &Context,
 ) -> Result<Action, Error> {
     let ns = run.namespace().ok_or(Error::NoNamespace)?;
+    let apps: Api<DynamicObject> =
+        Api::namespaced_with(ctx.client.clone(), &ns, &spark::resource());
+    for (name, app) in owned_spark_apps(run, ctx).await? {
+        if spark::state(&app) == SparkState::Running {
+            match apps.delete(&name, &DeleteParams::background()).await {
+                Ok(_) => {}
+                Err(kube::Error::Api(s)) if s.code == 404 => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
     let api: Api<Job> = Api::namespaced(ctx.client.clone(), &ns);
     for (name, job) in jobs(run, ctx).await? {
         if job_state(&job) == JobState::Active {
@@ -347,7 +405,8 @@ async fn reconcile(run: Arc<WorkflowRun>, rctx: Arc<RunContext>) -> Result<Actio
     // advance with what the Jobs did; start attempts (a step that cannot become a Job fails
     // at once, and the DAG is advanced again so its dependents are decided in this pass)
     let live = jobs(run, ctx).await?;
-    let mut seen = attempts(run, &status.steps, &live);
+    let apps = spark_apps(run, &workflow, ctx).await?;
+    let mut seen = attempts(run, &status.steps, &live, &apps);
     let mut decision = Decision::default();
     let job_api: Api<Job> = Api::namespaced(ctx.client.clone(), &ns);
     for _ in 0..=steps.len() {
@@ -364,6 +423,26 @@ async fn reconcile(run: Arc<WorkflowRun>, rctx: Arc<RunContext>) -> Result<Actio
             let Some(st) = status.steps.iter_mut().find(|s| s.name == start.step) else {
                 continue;
             };
+            if let Some(app) = spark::application(&workflow, run, &lake, step, start.attempt) {
+                st.job_name = app.metadata.name.clone();
+                let api: Api<DynamicObject> =
+                    Api::namespaced_with(ctx.client.clone(), &ns, &spark::resource());
+                match api.create(&PostParams::default(), &app).await {
+                    Ok(_) => {}
+                    Err(kube::Error::Api(s)) if s.code == 409 => {}
+                    Err(kube::Error::Api(s)) if s.code == 404 => {
+                        let m = format!(
+                            "the SparkApplication resource ({}) does not exist: install the Kubeflow Spark Operator",
+                            spark::CRD_NAME
+                        );
+                        seen.insert(start.step.clone(), Attempt::Failed(m));
+                        st.attempts = st.attempts.max(1 + step.retries.max(0));
+                        again = true;
+                    }
+                    Err(e) => return Err(e.into()),
+                }
+                continue;
+            }
             match step_job(
                 &workflow,
                 run,
@@ -489,11 +568,21 @@ async fn reconcile(run: Arc<WorkflowRun>, rctx: Arc<RunContext>) -> Result<Actio
     }
     ctx.reset_backoff(&key(run));
     ctx.metrics.reconciled("WorkflowRun", "ok");
-    let wait = decision
+    let mut wait = decision
         .wake_at
         .and_then(|w| w.duration_since(now()).try_into().ok())
         .map(|d: Duration| d.min(ctx.resync))
         .unwrap_or(ctx.resync);
+    // SparkApplications are not watched (their CRD may come and go): poll running ones
+    if steps.iter().any(|s| {
+        s.spark.is_some()
+            && status
+                .steps
+                .iter()
+                .any(|x| x.name == s.name && x.phase == Phase::Running)
+    }) {
+        wait = wait.min(SPARK_POLL);
+    }
     Ok(Action::requeue(wait.max(Duration::from_secs(1))))
 }
 
