@@ -436,6 +436,10 @@ pub struct WorkflowStatus {
     /// extracts were cleared, so the next run loads every row again.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_bookmark_reset: Option<String>,
+    /// The last event batch (`<trigger>/<token>`, the `lakeform.dev/event-batch` annotation)
+    /// that started a run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_event_batch: Option<String>,
     /// `<name>@<resourceVersion>` of the Blueprint the steps were expanded from, when
     /// `blueprintRef` is set.
     #[serde(default, skip_serializing_if = "Option::is_none")]

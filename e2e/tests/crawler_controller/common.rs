@@ -199,7 +199,7 @@ pub async fn cleanup(ctx: &TestContext, lake_name: &str) {
 pub struct Needs {
     /// The pod runner (the scenario runs Jobs).
     pub pod_runner: bool,
-    /// The operator's bucket-notification receiver (one such test at a time).
+    /// The operator's bucket-notification receiver (such tests take turns).
     pub events: bool,
 }
 
@@ -214,6 +214,12 @@ pub async fn staged(
     scenario: impl AsyncFnOnce(&TestContext, &str, &str, &str) -> Result<()>,
 ) -> Result<()> {
     lake::install_rustls_provider();
+    // MinIO's webhook target delivers to one address: one receiving operator at a time
+    static EVENTS: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+    let _events = match needs.events {
+        true => Some(EVENTS.lock().await),
+        false => None,
+    };
     let ctx = TestContext::new(prefix).await?;
     if needs.pod_runner {
         ctx.require_pod_runner().await?;

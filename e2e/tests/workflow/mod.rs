@@ -7,6 +7,7 @@
 mod chain;
 mod common;
 mod dag;
+mod events;
 mod extract_sql;
 mod retry_resume;
 mod schedule;

@@ -11,3 +11,4 @@ pub mod spark;
 pub mod trino;
 pub mod workflow;
 pub mod workflow_access;
+pub mod workflow_events;

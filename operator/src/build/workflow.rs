@@ -23,6 +23,7 @@ use super::connection::{LakeEndpoints, plain_env, secret_env};
 use super::crawler::{RUN_ANNOTATION, service_account_name_for};
 use super::meta::{bounded, labels, short_hash};
 use super::workflow_access;
+use super::workflow_events;
 
 /// Component label of workflow objects.
 pub const COMPONENT: &str = "workflow";
@@ -249,8 +250,14 @@ pub fn step_job(
         None => None,
     };
     let mut env = env(workflow, run, lake, &step.name, attempt);
+    env.extend(workflow_events::keys_env(
+        run,
+        workflow_events::EVENT_KEYS_ENV,
+    ));
     let ns = run.namespace().unwrap_or_default();
     let (container, service_account) = if let Some(crawl) = &step.crawl {
+        // an event-triggered run crawls the batch's objects only
+        env.extend(workflow_events::keys_env(run, super::crawler::KEYS_ENV));
         let c = Container {
             name: "step".into(),
             image: Some(image.into()),

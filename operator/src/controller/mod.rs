@@ -160,6 +160,11 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<()> {
     };
     let workflows = tokio::spawn(workflow::run(
         ctx.clone(),
+        workflow::events::Events {
+            subscriptions: subscriptions.clone(),
+            target: opts.events_address.map(|_| opts.events_target.clone()),
+            image: opts.worker_image.clone(),
+        },
         opts.namespace.clone(),
         stopped(),
     ));

@@ -1,4 +1,5 @@
-//! `spec.runOnEvents`: crawls started by bucket notifications.
+//! `spec.runOnEvents`: crawls started by bucket notifications (and, with the same machinery,
+//! workflow runs requested by `event` triggers, see [`Owner`]).
 //!
 //! The operator configures each target bucket to send object-created notifications under the
 //! target's prefix to its MinIO webhook target ([`crate::storage::notify`]); MinIO POSTs them
@@ -29,6 +30,7 @@ use kube::{Api, Client, Resource, ResourceExt};
 use lakeform_api::common::FIELD_MANAGER;
 use lakeform_api::crawler::Crawler;
 use lakeform_api::datalake::DataLake;
+use lakeform_api::workflow::Workflow;
 use lakeform_worker::crawl::listing::{self, Excludes};
 use sha2::{Digest, Sha256};
 use tokio::sync::mpsc;
@@ -42,6 +44,7 @@ use crate::build::connection::LakeEndpoints;
 use crate::build::crawler::{
     LABEL_CRAWLER, events_job, events_keys, events_keys_name, events_token, label_value,
 };
+use crate::build::workflow_events;
 use crate::storage::S3Connection;
 use crate::storage::notify::{Rule, parse_webhook, webhook_arn};
 
@@ -63,10 +66,68 @@ pub struct Source {
     pub excludes: Excludes,
 }
 
-/// Which keys a crawler takes and how it batches them.
+/// Who a batcher works for.
+#[derive(Clone)]
+pub enum Owner {
+    /// A Crawler with `runOnEvents`: each batch is a crawl Job of the notified keys.
+    Crawler(Crawler),
+    /// A Workflow's `event` trigger: each batch is a request for a run (see
+    /// [`crate::build::workflow_events`]), started by the Workflow controller under the
+    /// workflow's concurrency policy.
+    Workflow { workflow: Workflow, trigger: String },
+}
+
+impl Owner {
+    fn uid(&self) -> String {
+        match self {
+            Owner::Crawler(c) => c.uid().unwrap_or_default(),
+            Owner::Workflow { workflow, trigger } => {
+                format!("{}/{trigger}", workflow.uid().unwrap_or_default())
+            }
+        }
+    }
+
+    /// The key of its batcher in [`Subscriptions`].
+    pub fn key(&self) -> String {
+        match self {
+            Owner::Crawler(c) => format!("{}/{}", c.namespace().unwrap_or_default(), c.name_any()),
+            Owner::Workflow { workflow, trigger } => {
+                format!("{}{trigger}", workflow_key_prefix(workflow))
+            }
+        }
+    }
+
+    /// Prefix of the ids of the bucket notification rules it owns.
+    fn rule_prefix(&self) -> String {
+        match self {
+            Owner::Crawler(c) => format!(
+                "lakeform:{}/{}:",
+                c.namespace().unwrap_or_default(),
+                c.name_any()
+            ),
+            Owner::Workflow { workflow, trigger } => format!(
+                "lakeform-wf:{}/{}/{trigger}:",
+                workflow.namespace().unwrap_or_default(),
+                workflow.name_any()
+            ),
+        }
+    }
+}
+
+/// Prefix of the batcher keys of a workflow's event triggers.
+pub fn workflow_key_prefix(workflow: &Workflow) -> String {
+    format!(
+        "workflow:{}/{}/",
+        workflow.namespace().unwrap_or_default(),
+        workflow.name_any()
+    )
+}
+
+/// Which keys an owner takes and how it batches them.
 pub struct Plan {
-    /// The Crawler as last reconciled: owner, names and labels of the batch Jobs.
-    pub crawler: Crawler,
+    /// The Crawler or Workflow as last reconciled: owner, names and labels of what a batch
+    /// creates.
+    pub owner: Owner,
     /// Its DataLake (labels of the batch Jobs).
     pub lake: DataLake,
     pub sources: Vec<Source>,
@@ -82,7 +143,7 @@ impl Plan {
     fn fingerprint(&self) -> String {
         let mut h = Sha256::new();
         for part in [
-            self.crawler.uid().unwrap_or_default(),
+            self.owner.uid(),
             self.lake.name_any(),
             self.batch_size.to_string(),
             self.window.as_secs().to_string(),
@@ -97,9 +158,11 @@ impl Plan {
             h.update(s.prefix.as_bytes());
             h.update([0]);
         }
-        for t in &self.crawler.spec.targets {
-            h.update(t.exclude.join("\n").as_bytes());
-            h.update([0]);
+        if let Owner::Crawler(c) = &self.owner {
+            for t in &c.spec.targets {
+                h.update(t.exclude.join("\n").as_bytes());
+                h.update([0]);
+            }
         }
         hex::encode(h.finalize())
     }
@@ -152,7 +215,7 @@ impl Subscriptions {
         let plan = Arc::new(plan);
         let (tx, rx) = mpsc::channel(QUEUE);
         let task = tokio::spawn(batch(plan.clone(), ctx, rx));
-        tracing::info!(crawler = key, "batching bucket notifications");
+        tracing::info!(owner = key, "batching bucket notifications");
         running.insert(
             key.to_string(),
             Subscription {
@@ -173,7 +236,21 @@ impl Subscriptions {
             .unwrap_or_else(|p| p.into_inner())
             .remove(key);
         if removed.is_some() {
-            tracing::info!(crawler = key, "stopped batching bucket notifications");
+            tracing::info!(owner = key, "stopped batching bucket notifications");
+        }
+    }
+
+    /// Stop every batcher whose key starts with `prefix` except those in `keep`.
+    pub fn stop_others(&self, prefix: &str, keep: &[String]) {
+        let mut running = self.running.lock().unwrap_or_else(|p| p.into_inner());
+        let gone: Vec<String> = running
+            .keys()
+            .filter(|k| k.starts_with(prefix) && !keep.contains(k))
+            .cloned()
+            .collect();
+        for k in gone {
+            running.remove(&k);
+            tracing::info!(owner = %k, "stopped batching bucket notifications");
         }
     }
 
@@ -305,18 +382,15 @@ pub async fn connection(
 }
 
 /// Point the notifications of each source's bucket and prefix at the webhook target `target`,
-/// replacing the rules this crawler set before (rule ids `lakeform:<ns>/<name>:<n>`).
+/// replacing the rules this owner set before (rule ids `lakeform:<ns>/<crawler>:<n>`,
+/// `lakeform-wf:<ns>/<workflow>/<trigger>:<n>`).
 pub async fn route(
-    crawler: &Crawler,
+    owner: &Owner,
     conn: &S3Connection,
     sources: &[Source],
     target: &str,
 ) -> Result<(), crate::storage::StorageError> {
-    let owner = format!(
-        "lakeform:{}/{}:",
-        crawler.namespace().unwrap_or_default(),
-        crawler.name_any()
-    );
+    let owner = owner.rule_prefix();
     let storage = crate::storage::Storage::new(conn);
     let arn = webhook_arn(target);
     let mut buckets: Vec<&str> = sources.iter().map(|s| s.bucket.as_str()).collect();
@@ -343,9 +417,10 @@ pub async fn route(
 /// Whether a batch could start.
 enum Start {
     Started,
-    /// Another crawl of this crawler is running.
+    /// Another crawl of this crawler is running, or the workflow has not taken the previous
+    /// batch yet.
     Busy,
-    /// The Crawler is gone (or was replaced): stop listening.
+    /// The owner is gone (or was replaced): stop listening.
     Gone,
 }
 
@@ -369,7 +444,7 @@ async fn batch(plan: Arc<Plan>, ctx: Arc<Context>, mut rx: mpsc::Receiver<Vec<St
                 Ok(Start::Busy) => not_before = now + BUSY_RECHECK,
                 Ok(Start::Gone) => return,
                 Err(e) => {
-                    tracing::warn!(error = %e, "could not start an event-batch crawl; retrying");
+                    tracing::warn!(error = %e, "could not start an event batch; retrying");
                     not_before = now + BUSY_RECHECK;
                 }
             }
@@ -391,7 +466,7 @@ async fn batch(plan: Arc<Plan>, ctx: Arc<Context>, mut rx: mpsc::Receiver<Vec<St
             },
             _ = sleep_until(wake), if wake.is_some() => {}
             _ = alive_check.tick() => {
-                if matches!(crawler_gone(&plan, &ctx).await, Ok(true)) {
+                if matches!(owner_gone(&plan, &ctx).await, Ok(true)) {
                     return;
                 }
             }
@@ -405,12 +480,30 @@ async fn sleep_until(when: Option<Instant>) {
     }
 }
 
-async fn crawler_gone(plan: &Plan, ctx: &Context) -> Result<bool, kube::Error> {
-    let ns = plan.crawler.namespace().unwrap_or_default();
-    let live = Api::<Crawler>::namespaced(ctx.client.clone(), &ns)
-        .get_opt(&plan.crawler.name_any())
-        .await?;
-    Ok(live.is_none_or(|c| c.uid() != plan.crawler.uid()))
+async fn owner_gone(plan: &Plan, ctx: &Context) -> Result<bool, kube::Error> {
+    match &plan.owner {
+        Owner::Crawler(crawler) => {
+            let ns = crawler.namespace().unwrap_or_default();
+            let live = Api::<Crawler>::namespaced(ctx.client.clone(), &ns)
+                .get_opt(&crawler.name_any())
+                .await?;
+            Ok(live.is_none_or(|c| c.uid() != crawler.uid()))
+        }
+        Owner::Workflow { workflow, trigger } => {
+            let ns = workflow.namespace().unwrap_or_default();
+            let live = Api::<Workflow>::namespaced(ctx.client.clone(), &ns)
+                .get_opt(&workflow.name_any())
+                .await?;
+            Ok(live.is_none_or(|w| {
+                w.uid() != workflow.uid()
+                    || !w
+                        .spec
+                        .triggers
+                        .iter()
+                        .any(|t| &t.name == trigger && t.event.is_some())
+            }))
+        }
+    }
 }
 
 /// The first keys of `pending` that make one batch: at most `size` keys and
@@ -428,16 +521,73 @@ fn next_batch(pending: &BTreeSet<String>, size: usize) -> Vec<String> {
     keys
 }
 
-/// Start the crawl of the next batch unless another crawl of the crawler is running.
+/// Start what the next batch asks for, unless the owner is busy.
 async fn start_batch(
     plan: &Plan,
     ctx: &Context,
     pending: &mut BTreeSet<String>,
 ) -> Result<Start, kube::Error> {
-    if crawler_gone(plan, ctx).await? {
+    if owner_gone(plan, ctx).await? {
         return Ok(Start::Gone);
     }
-    let crawler = &plan.crawler;
+    match &plan.owner {
+        Owner::Crawler(crawler) => start_crawl(plan, crawler, ctx, pending).await,
+        Owner::Workflow { workflow, trigger } => {
+            request_run(plan, workflow, trigger, ctx, pending).await
+        }
+    }
+}
+
+/// Hand the next batch to the workflow: a ConfigMap with its keys and the
+/// `lakeform.dev/event-batch` annotation, unless the previous batch was not taken yet.
+async fn request_run(
+    plan: &Plan,
+    workflow: &Workflow,
+    trigger: &str,
+    ctx: &Context,
+    pending: &mut BTreeSet<String>,
+) -> Result<Start, kube::Error> {
+    let ns = workflow.namespace().unwrap_or_default();
+    let api: Api<Workflow> = Api::namespaced(ctx.client.clone(), &ns);
+    let live = api.get(&workflow.name_any()).await?;
+    if workflow_events::pending_batch(&live).is_some() {
+        return Ok(Start::Busy);
+    }
+    let keys = next_batch(pending, plan.batch_size);
+    let token = events_token(&keys);
+    let config_maps: Api<ConfigMap> = Api::namespaced(ctx.client.clone(), &ns);
+    let cm = workflow_events::batch_keys(&live, trigger, &token, &keys);
+    match config_maps.create(&PostParams::default(), &cm).await {
+        Ok(_) => {}
+        Err(kube::Error::Api(s)) if s.code == 409 => {}
+        Err(e) => return Err(e),
+    }
+    let params = PatchParams {
+        field_manager: Some(FIELD_MANAGER.into()),
+        ..Default::default()
+    };
+    let patch = serde_json::json!({"metadata": {"annotations": {
+        workflow_events::BATCH_ANNOTATION: workflow_events::batch_value(trigger, &token)
+    }}});
+    api.patch(&workflow.name_any(), &params, &Patch::Merge(&patch))
+        .await?;
+    for k in &keys {
+        pending.remove(k);
+    }
+    tracing::info!(
+        workflow = %workflow.name_any(), trigger, keys = keys.len(), token,
+        "event batch handed to the workflow"
+    );
+    Ok(Start::Started)
+}
+
+/// Start the crawl of the next batch unless another crawl of the crawler is running.
+async fn start_crawl(
+    plan: &Plan,
+    crawler: &Crawler,
+    ctx: &Context,
+    pending: &mut BTreeSet<String>,
+) -> Result<Start, kube::Error> {
     let ns = crawler.namespace().unwrap_or_default();
     let jobs: Api<Job> = Api::namespaced(ctx.client.clone(), &ns);
     let selector = format!("{LABEL_CRAWLER}={}", label_value(&crawler.name_any()));

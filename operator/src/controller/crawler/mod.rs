@@ -368,7 +368,8 @@ async fn listen(
             excludes,
         });
     }
-    if let Err(e) = events::route(crawler, &conn, &sources, target).await {
+    let owner = events::Owner::Crawler(crawler.clone());
+    if let Err(e) = events::route(&owner, &conn, &sources, target).await {
         cctx.events.stop(&key(crawler));
         return Ok(Err(format!(
             "cannot route bucket notifications to the operator: {e}"
@@ -381,7 +382,7 @@ async fn listen(
     cctx.events.ensure(
         &key(crawler),
         events::Plan {
-            crawler: crawler.clone(),
+            owner,
             lake: lake.clone(),
             sources,
             batch_size: usize::try_from(batching.batch_size.max(1)).unwrap_or(1),

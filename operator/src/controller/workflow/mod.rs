@@ -4,6 +4,7 @@
 //! `nextScheduleTimes`). Runs themselves are the WorkflowRun controller's.
 
 mod access;
+pub mod events;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -30,11 +31,16 @@ use super::workflow_run::dag::finished;
 use crate::build::workflow::{
     self as build, CANCEL_ANNOTATION, LABEL_WORKFLOW, SCHEDULED_ANNOTATION,
 };
+use crate::build::workflow_events;
+use k8s_openapi::api::core::v1::ConfigMap;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 
 /// Field manager of workflow status writes.
 const FIELD_MANAGER: &str = "lakeform-workflow-controller";
 /// How often a workflow whose lake is missing looks again.
 const LAKE_RECHECK: Duration = Duration::from_secs(15);
+/// How often an event batch waiting for an active run (`Forbid`) looks again.
+const BATCH_RECHECK: Duration = Duration::from_secs(5);
 
 /// Errors that end a reconcile without a verdict (API failures); retried with backoff.
 #[derive(Debug, thiserror::Error)]
@@ -260,17 +266,18 @@ fn unsupported(wf: &Workflow) -> Vec<String> {
             ));
         }
     }
-    for (i, t) in wf.spec.triggers.iter().enumerate() {
-        if t.event.is_some() {
-            out.push(format!("spec.triggers[{i}] ({}): event triggers", t.name));
-        }
-    }
     out
 }
 
-async fn reconcile(wf: Arc<Workflow>, ctx: Arc<Context>) -> Result<Action, Error> {
+/// What the Workflow controller works with.
+pub struct WorkflowContext {
+    pub base: Arc<Context>,
+    pub events: events::Events,
+}
+
+async fn reconcile(wf: Arc<Workflow>, wctx: Arc<WorkflowContext>) -> Result<Action, Error> {
     let wf = wf.as_ref();
-    let ctx = ctx.as_ref();
+    let ctx = wctx.base.as_ref();
     let ns = wf.namespace().ok_or(Error::NoNamespace)?;
     let mut out = Outcome {
         status: wf.status.clone().unwrap_or_default(),
@@ -308,7 +315,7 @@ async fn reconcile(wf: Arc<Workflow>, ctx: Arc<Context>) -> Result<Action, Error
         out.write(wf, ctx).await?;
         return Ok(Action::await_change());
     }
-    if lake.is_none() {
+    let Some(lake) = lake else {
         out.refuse(
             wf,
             "LakeNotFound",
@@ -316,7 +323,7 @@ async fn reconcile(wf: Arc<Workflow>, ctx: Arc<Context>) -> Result<Action, Error
         );
         out.write(wf, ctx).await?;
         return Ok(Action::requeue(LAKE_RECHECK));
-    }
+    };
     let missing = unsupported(wf);
     if !missing.is_empty() {
         out.refuse(
@@ -360,7 +367,39 @@ async fn reconcile(wf: Arc<Workflow>, ctx: Arc<Context>) -> Result<Action, Error
             ),
         ));
     }
+    let listening = match events::listen(wf, &lake, &wctx.events, &wctx.base).await? {
+        Ok(l) => l,
+        Err(why) => {
+            out.refuse(wf, "EventsUnavailable", why);
+            out.write(wf, ctx).await?;
+            return Ok(Action::requeue(LAKE_RECHECK));
+        }
+    };
     let active: Vec<&WorkflowRun> = all.iter().filter(|r| !run_finished(r)).collect();
+
+    // an event batch handed over by a trigger's batcher
+    let mut batch_waits = false;
+    if let Some((trigger, token)) = workflow_events::pending_batch(wf) {
+        if wf.spec.concurrency_policy == ConcurrencyPolicy::Forbid && !active.is_empty() {
+            // the keys wait for the active run to end (the batcher holds new keys meanwhile)
+            batch_waits = true;
+        } else {
+            let name = workflow_events::batch_name(wf, &token);
+            let run = build::run(
+                wf,
+                name.clone(),
+                &format!("event-{trigger}"),
+                BTreeMap::new(),
+                BTreeMap::from([(workflow_events::BATCH_ANNOTATION.to_string(), name.clone())]),
+            );
+            if start_run(wf, run, &active, ctx, &mut out).await? {
+                hand_over_keys(wf, &name, ctx).await?;
+                out.status.last_event_batch = Some(workflow_events::batch_value(&trigger, &token));
+            } else {
+                batch_waits = true;
+            }
+        }
+    }
 
     // on demand
     if let Some(token) = build::pending_token(wf) {
@@ -475,8 +514,9 @@ async fn reconcile(wf: Arc<Workflow>, ctx: Arc<Context>) -> Result<Action, Error
         true,
         "Ready",
         format!(
-            "{} step(s); {schedules} schedule(s) armed; runs on demand with a WorkflowRun or the lakeform.dev/run annotation",
-            wf.spec.steps.len()
+            "{} step(s); {schedules} schedule(s) armed; runs on demand with a WorkflowRun or the lakeform.dev/run annotation{}",
+            wf.spec.steps.len(),
+            listening.map(|l| format!("; {l}")).unwrap_or_default()
         ),
     );
     out.write(wf, ctx).await?;
@@ -485,13 +525,45 @@ async fn reconcile(wf: Arc<Workflow>, ctx: Arc<Context>) -> Result<Action, Error
     let until = wake
         .map(|w| Duration::from_secs(u64::try_from(w - t).unwrap_or(0).max(1)))
         .unwrap_or(ctx.resync);
+    let until = if batch_waits {
+        until.min(BATCH_RECHECK)
+    } else {
+        until
+    };
     Ok(Action::requeue(until.min(ctx.resync)))
 }
 
-fn error_policy(wf: Arc<Workflow>, error: &Error, ctx: Arc<Context>) -> Action {
+/// The batch's keys ConfigMap goes with the run it started (history trimming deletes both).
+async fn hand_over_keys(wf: &Workflow, name: &str, ctx: &Context) -> Result<(), Error> {
+    let ns = wf.namespace().ok_or(Error::NoNamespace)?;
+    let Some(run) = Api::<WorkflowRun>::namespaced(ctx.client.clone(), &ns)
+        .get_opt(name)
+        .await?
+    else {
+        return Ok(());
+    };
+    let Some(owner) = run.controller_owner_ref(&()) else {
+        return Ok(());
+    };
+    let owner = OwnerReference {
+        controller: Some(false),
+        ..owner
+    };
+    let patch = json!({"metadata": {"ownerReferences": [owner]}});
+    match Api::<ConfigMap>::namespaced(ctx.client.clone(), &ns)
+        .patch(name, &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+    {
+        Ok(_) => Ok(()),
+        Err(kube::Error::Api(s)) if s.code == 404 => Ok(()),
+        Err(e) => Err(e.into()),
+    }
+}
+
+fn error_policy(wf: Arc<Workflow>, error: &Error, ctx: Arc<WorkflowContext>) -> Action {
     tracing::warn!(workflow = %key(&wf), %error, "reconcile failed");
-    ctx.metrics.reconciled("Workflow", "error");
-    Action::requeue(ctx.backoff(&key(&wf)))
+    ctx.base.metrics.reconciled("Workflow", "error");
+    Action::requeue(ctx.base.backoff(&key(&wf)))
 }
 
 /// The workflows in `store` with an `afterWorkflow` trigger naming the workflow of `run`.
@@ -514,6 +586,7 @@ fn downstream_of(store: &Store<Workflow>, run: &WorkflowRun) -> Vec<ObjectRef<Wo
 /// Run the Workflow controller until `shutdown` resolves.
 pub async fn run(
     ctx: Arc<Context>,
+    events: events::Events,
     namespace: Option<String>,
     shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
 ) {
@@ -535,7 +608,11 @@ pub async fn run(
             downstream_of(&store, &run)
         })
         .graceful_shutdown_on(shutdown)
-        .run(reconcile, error_policy, ctx)
+        .run(
+            reconcile,
+            error_policy,
+            Arc::new(WorkflowContext { base: ctx, events }),
+        )
         .for_each(|res| async move {
             if let Err(e) = res {
                 tracing::debug!(error = %e, "workflow reconcile loop");

@@ -1,0 +1,111 @@
+//! `event` triggers: route the trigger's zone bucket and prefix to the operator's event
+//! receiver and keep one batcher per trigger (the crawler's machinery, [`Owner::Workflow`]);
+//! start the run of a batch the batcher handed over.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use kube::ResourceExt;
+use lakeform_api::datalake::DataLake;
+use lakeform_api::workflow::Workflow;
+use lakeform_worker::crawl::listing::Excludes;
+
+use super::super::context::Context;
+use super::super::crawler::events::{
+    self, Owner, Plan, Source, Subscriptions, workflow_key_prefix,
+};
+
+/// What the Workflow controller needs for event triggers.
+pub struct Events {
+    pub subscriptions: Arc<Subscriptions>,
+    /// The MinIO webhook target id; `None` when the operator runs no event receiver.
+    pub target: Option<String>,
+    /// Image of step Jobs (part of a batcher's identity).
+    pub image: String,
+}
+
+/// Route and batch every `event` trigger of `wf`; stop batchers of triggers that are gone.
+/// `Ok(Ok(text))` says what is listened to, `Ok(Err(text))` why it cannot be.
+pub async fn listen(
+    wf: &Workflow,
+    lake: &DataLake,
+    events: &Events,
+    ctx: &Arc<Context>,
+) -> Result<Result<Option<String>, String>, kube::Error> {
+    let prefix = workflow_key_prefix(wf);
+    let triggers: Vec<_> = wf
+        .spec
+        .triggers
+        .iter()
+        .filter_map(|t| t.event.as_ref().map(|e| (t.name.clone(), e)))
+        .collect();
+    if triggers.is_empty() {
+        events.subscriptions.stop_others(&prefix, &[]);
+        return Ok(Ok(None));
+    }
+    let Some(target) = &events.target else {
+        events.subscriptions.stop_others(&prefix, &[]);
+        return Ok(Err(
+            "event triggers need the operator's event receiver (lakeform run --events-address); none is configured"
+                .into(),
+        ));
+    };
+    let conn = match events::connection(lake, &ctx.client).await? {
+        Ok(c) => c,
+        Err(why) => {
+            events.subscriptions.stop_others(&prefix, &[]);
+            return Ok(Err(format!("cannot route bucket notifications: {why}")));
+        }
+    };
+    let mut keep = Vec::new();
+    let mut described = Vec::new();
+    for (name, e) in triggers {
+        let Some(zone) = lake.spec.zones.iter().find(|z| z.name == e.zone) else {
+            return Ok(Err(format!(
+                "trigger {name}: zone {} is not a zone of DataLake {}",
+                e.zone,
+                lake.name_any()
+            )));
+        };
+        let owner = Owner::Workflow {
+            workflow: wf.clone(),
+            trigger: name.clone(),
+        };
+        let excludes = match Excludes::new(&[]) {
+            Ok(x) => x,
+            Err(err) => return Ok(Err(err.to_string())),
+        };
+        let sources = vec![Source {
+            bucket: lake.bucket_name(zone),
+            prefix: e.prefix.clone(),
+            excludes,
+        }];
+        described.push(format!(
+            "{name}: {}/{} in batches of {} key(s) or {}s",
+            sources[0].bucket, e.prefix, e.batch_size, e.batch_window_seconds
+        ));
+        if let Err(err) = events::route(&owner, &conn, &sources, target).await {
+            events.subscriptions.stop_others(&prefix, &[]);
+            return Ok(Err(format!(
+                "cannot route bucket notifications to the operator: {err}"
+            )));
+        }
+        keep.push(owner.key());
+        events.subscriptions.ensure(
+            &owner.key(),
+            Plan {
+                owner,
+                lake: lake.clone(),
+                sources,
+                batch_size: usize::try_from(e.batch_size.max(1)).unwrap_or(1),
+                window: Duration::from_secs(
+                    u64::try_from(e.batch_window_seconds.max(1)).unwrap_or(1),
+                ),
+                image: events.image.clone(),
+            },
+            ctx.clone(),
+        );
+    }
+    events.subscriptions.stop_others(&prefix, &keep);
+    Ok(Ok(Some(format!("event triggers {}", described.join("; ")))))
+}
