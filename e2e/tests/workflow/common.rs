@@ -5,6 +5,7 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use k8s_openapi::api::batch::v1::Job;
 use kube::api::ListParams;
+use lakeform_api::workflow::Workflow;
 use lakeform_api::workflow_run::{Phase, StepStatus, WorkflowRun};
 use lakeform_e2e::{TestContext, wait_for};
 
@@ -72,4 +73,29 @@ pub async fn run_jobs(ctx: &TestContext, run: &str) -> Result<Vec<String>> {
         .collect();
     names.sort();
     Ok(names)
+}
+
+/// Wait until the Workflow's `Ready` condition has `reason` (`Ready` when it is True); returns
+/// the condition's message.
+pub async fn wait_ready_reason(ctx: &TestContext, name: &str, reason: &str) -> Result<String> {
+    let want = reason.to_string();
+    let wf = wait_for(
+        &ctx.api::<Workflow>(),
+        name,
+        &format!("Workflow {name} Ready condition with reason {reason}"),
+        RUN,
+        move |w: Option<&Workflow>| {
+            w.and_then(|w| w.status.as_ref()).is_some_and(|s| {
+                s.conditions
+                    .iter()
+                    .any(|c| c.type_ == "Ready" && c.reason == want)
+            })
+        },
+    )
+    .await?;
+    Ok(wf
+        .status
+        .and_then(|s| s.conditions.into_iter().find(|c| c.type_ == "Ready"))
+        .map(|c| c.message)
+        .unwrap_or_default())
 }

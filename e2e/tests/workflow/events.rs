@@ -9,9 +9,9 @@ use k8s_openapi::api::core::v1::ConfigMap;
 use kube::api::ListParams;
 use lakeform_api::workflow::Workflow;
 use lakeform_api::workflow_run::{Phase, WorkflowRun};
-use lakeform_e2e::{TestContext, lake, wait_for};
+use lakeform_e2e::{TestContext, lake};
 
-use super::common::{RUN, lakeform_step, step, wait_finished};
+use super::common::{RUN, lakeform_step, step, wait_finished, wait_ready_reason};
 use crate::controlplane::common::{only_pod, read_pod_log};
 use crate::crawler_controller::common::{
     Needs, crawler_yaml, csv, pyiceberg_rows, ready_lake, staged, wait_ready_is,
@@ -68,25 +68,7 @@ spec:
         ),
     )
     .await?;
-    let wf = wait_for(
-        &ctx.api::<Workflow>(),
-        "ingest",
-        "the Workflow to be Ready and listening",
-        RUN,
-        |w: Option<&Workflow>| {
-            w.and_then(|w| w.status.as_ref()).is_some_and(|s| {
-                s.conditions
-                    .iter()
-                    .any(|c| c.type_ == "Ready" && c.status == "True")
-            })
-        },
-    )
-    .await?;
-    let message = wf
-        .status
-        .and_then(|s| s.conditions.into_iter().find(|c| c.type_ == "Ready"))
-        .map(|c| c.message)
-        .unwrap_or_default();
+    let message = wait_ready_reason(ctx, "ingest", "Ready").await?;
     ensure!(
         message.contains("event triggers landed:") && message.contains(&bucket),
         "{message}"

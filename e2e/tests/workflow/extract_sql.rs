@@ -14,7 +14,7 @@ use lakeform_api::workflow_run::Phase;
 use lakeform_e2e::{TestContext, lake, wait_for};
 use tokio_postgres::{Client, NoTls};
 
-use super::common::{RUN, run_yaml, step, wait_finished};
+use super::common::{RUN, run_yaml, step, wait_finished, wait_ready_reason};
 use crate::controlplane::common::{only_pod, read_pod_log};
 use crate::crawler_controller::common::{
     Needs, crawler_yaml, csv, ready_lake, staged, wait_ready_is,
@@ -229,25 +229,7 @@ spec:
     );
     // the Secret does not exist yet: refused, naming the field
     apply(ctx, &workflow).await?;
-    let wf = wait_for(
-        &ctx.api::<Workflow>(),
-        "etl",
-        "the Workflow to be refused for its missing Secret",
-        RUN,
-        |w: Option<&Workflow>| {
-            w.and_then(|w| w.status.as_ref()).is_some_and(|s| {
-                s.conditions
-                    .iter()
-                    .any(|c| c.type_ == "Ready" && c.reason == "SecretNotFound")
-            })
-        },
-    )
-    .await?;
-    let message = wf
-        .status
-        .and_then(|s| s.conditions.into_iter().find(|c| c.type_ == "Ready"))
-        .map(|c| c.message)
-        .unwrap_or_default();
+    let message = wait_ready_reason(ctx, "etl", "SecretNotFound").await?;
     ensure!(
         message.contains("spec.steps[0] (extract).extract.source.connectionSecretRef")
             && message.contains("source-db"),
@@ -266,20 +248,7 @@ spec:
         ),
     )
     .await?;
-    wait_for(
-        &ctx.api::<Workflow>(),
-        "etl",
-        "the Workflow to be Ready once the Secret exists",
-        RUN,
-        |w: Option<&Workflow>| {
-            w.and_then(|w| w.status.as_ref()).is_some_and(|s| {
-                s.conditions
-                    .iter()
-                    .any(|c| c.type_ == "Ready" && c.status == "True")
-            })
-        },
-    )
-    .await?;
+    wait_ready_reason(ctx, "etl", "Ready").await?;
 
     // first run: everything loads; the curated table equals PostgreSQL's answer
     run_ok(ctx, "etl-1").await?;

@@ -1,7 +1,7 @@
-//! Workflows and WorkflowRuns (issue 9: the DAG engine with crawl, container, extract and sql
-//! steps; on-demand, cron and afterWorkflow triggers; bookmarks) against the real API server, Job and
-//! garbage collector controllers, the pod runner, MinIO and the REST catalog, with the real
-//! operator.
+//! Workflows and WorkflowRuns (issue 9): the DAG engine with crawl, container, extract, sql and
+//! spark steps; on-demand, cron, event and afterWorkflow triggers; bookmarks — against the real
+//! API server, Job and garbage collector controllers, the pod runner, MinIO, PostgreSQL and the
+//! REST catalog, with the real operator.
 //! `e2e/run workflow` selects these.
 
 mod chain;

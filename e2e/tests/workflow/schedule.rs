@@ -1,7 +1,7 @@
 //! Triggers and validation: a cron schedule creates runs on the minute, the history limit
-//! trims finished runs; a cycle, a bad cron expression, a missing DataLake and a step kind this
-//! version cannot run each give `Ready=False` with a reason and a message naming the field,
-//! and no runs.
+//! trims finished runs; a cycle, a bad cron expression, a missing DataLake and a blueprintRef
+//! (not expanded by this version) each give `Ready=False` with a reason and a message naming
+//! the field, and no runs.
 
 use std::time::Duration;
 
@@ -105,22 +105,23 @@ async fn scenario(ctx: &TestContext, catalog: &str, lake_name: &str, database: &
     ensure!(m.contains("no-such-lake"), "{m}");
     apply(
         ctx,
-        &workflow_yaml(
-            "sqlstep",
-            lake_name,
-            "",
-            &format!(
-                "    - name: transform\n      sql: {{statements: ['select 1'], target: {{database: {database}, table: t}}}}\n"
-            ),
+        &format!(
+            "apiVersion: lakeform.dev/v1alpha1
+kind: Workflow
+metadata: {{name: fromblueprint}}
+spec:
+  lakeRef: {{name: {lake_name}}}
+  blueprintRef: {{name: nightly-snapshot}}
+"
         ),
     )
     .await?;
-    let m = ready_is(ctx, "sqlstep", "Unsupported").await?;
-    ensure!(m.contains("spec.steps[0] (transform): sql steps"), "{m}");
+    let m = ready_is(ctx, "fromblueprint", "Unsupported").await?;
+    ensure!(m.contains("spec.blueprintRef: blueprint expansion"), "{m}");
     for (name, reason) in [
         ("cycle", "InvalidSpec"),
         ("nolake", "LakeNotFound"),
-        ("sqlstep", "Unsupported"),
+        ("fromblueprint", "Unsupported"),
     ] {
         eventually(
             &format!("a Warning {reason} event for {name}"),
@@ -201,7 +202,7 @@ async fn scenario(ctx: &TestContext, catalog: &str, lake_name: &str, database: &
         seen.iter().all(|n| n.starts_with("ticker-every-")),
         "scheduled runs are named after their trigger and minute: {seen:?}"
     );
-    for name in ["cycle", "badcron", "nolake", "sqlstep"] {
+    for name in ["cycle", "badcron", "nolake", "fromblueprint"] {
         ensure!(runs_of(ctx, name).await?.is_empty(), "{name} started a run");
     }
     Ok(())

@@ -10,11 +10,10 @@ use anyhow::{Context, Result, ensure};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::Api;
 use kube::api::{DeleteParams, DynamicObject, Patch, PatchParams, PostParams};
-use lakeform_api::workflow::Workflow;
 use lakeform_api::workflow_run::Phase;
-use lakeform_e2e::{TestContext, wait_for};
+use lakeform_e2e::TestContext;
 
-use super::common::{RUN, run_yaml, step, wait_finished};
+use super::common::{run_yaml, step, wait_finished, wait_ready_reason};
 use crate::crawler_controller::common::{Needs, ready_lake, staged};
 use crate::storage::common::{apply, events};
 
@@ -55,23 +54,6 @@ async fn remove_crd(crds: &Api<CustomResourceDefinition>) -> Result<()> {
         anyhow::bail!("CRD {CRD} was not deleted");
     }
     Ok(())
-}
-
-async fn ready_reason(ctx: &TestContext, reason: &str, what: &str) -> Result<Workflow> {
-    wait_for(
-        &ctx.api::<Workflow>(),
-        "train",
-        what,
-        RUN,
-        |w: Option<&Workflow>| {
-            w.and_then(|w| w.status.as_ref()).is_some_and(|s| {
-                s.conditions
-                    .iter()
-                    .any(|c| c.type_ == "Ready" && c.reason == reason)
-            })
-        },
-    )
-    .await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -119,17 +101,7 @@ spec:
         ),
     )
     .await?;
-    let wf = ready_reason(
-        ctx,
-        "SparkOperatorMissing",
-        "SparkOperatorMissing without the CRD",
-    )
-    .await?;
-    let message = wf
-        .status
-        .and_then(|s| s.conditions.into_iter().find(|c| c.type_ == "Ready"))
-        .map(|c| c.message)
-        .unwrap_or_default();
+    let message = wait_ready_reason(ctx, "train", "SparkOperatorMissing").await?;
     ensure!(
         message.contains("spec.steps[0] (fit)") && message.contains(CRD),
         "{message}"
@@ -143,7 +115,7 @@ spec:
 
     // the operator gets installed: the workflow recovers by itself
     crds.create(&PostParams::default(), &spark_crd()?).await?;
-    ready_reason(ctx, "Ready", "the Workflow to be Ready once the CRD exists").await?;
+    wait_ready_reason(ctx, "train", "Ready").await?;
 
     apply(ctx, &run_yaml("train-1", "train", "epochs: '5'", None)).await?;
     let apps: Api<DynamicObject> = Api::namespaced_with(

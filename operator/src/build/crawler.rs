@@ -145,8 +145,13 @@ pub fn role(crawler: &Crawler, lake: &DataLake) -> Role {
 /// Binds [`role`] to [`service_account`].
 pub fn role_binding(crawler: &Crawler, lake: &DataLake) -> RoleBinding {
     let name = service_account_name(crawler);
+    bind_own_role(meta(crawler, lake, name))
+}
+
+/// Binds the Role named like `metadata` to the ServiceAccount of that name in its namespace.
+pub(crate) fn bind_own_role(metadata: ObjectMeta) -> RoleBinding {
+    let name = metadata.name.clone().unwrap_or_default();
     RoleBinding {
-        metadata: meta(crawler, lake, name.clone()),
         role_ref: RoleRef {
             api_group: "rbac.authorization.k8s.io".into(),
             kind: "Role".into(),
@@ -155,9 +160,10 @@ pub fn role_binding(crawler: &Crawler, lake: &DataLake) -> RoleBinding {
         subjects: Some(vec![Subject {
             kind: "ServiceAccount".into(),
             name,
-            namespace: crawler.namespace(),
+            namespace: metadata.namespace.clone(),
             ..Default::default()
         }]),
+        metadata,
     }
 }
 

@@ -2,12 +2,12 @@
 //! ServiceAccount that may read and update exactly that ConfigMap (nothing else).
 
 use k8s_openapi::api::core::v1::{ConfigMap, ServiceAccount};
-use k8s_openapi::api::rbac::v1::{Role, RoleBinding, RoleRef, Subject};
+use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::{Resource, ResourceExt};
 use lakeform_api::workflow::{ExtractMode, Workflow};
 
-use super::crawler::rule;
+use super::crawler::{bind_own_role, rule};
 use super::meta::bounded;
 use super::workflow::{COMPONENT, LABEL_WORKFLOW, label_value};
 
@@ -78,21 +78,7 @@ pub fn role(workflow: &Workflow) -> Role {
 
 /// Binds [`role`] to [`service_account`].
 pub fn role_binding(workflow: &Workflow) -> RoleBinding {
-    let name = service_account_name(workflow);
-    RoleBinding {
-        metadata: meta(workflow, name.clone()),
-        role_ref: RoleRef {
-            api_group: "rbac.authorization.k8s.io".into(),
-            kind: "Role".into(),
-            name: name.clone(),
-        },
-        subjects: Some(vec![Subject {
-            kind: "ServiceAccount".into(),
-            name,
-            namespace: workflow.namespace(),
-            ..Default::default()
-        }]),
-    }
+    bind_own_role(meta(workflow, service_account_name(workflow)))
 }
 
 /// The reset token not acted on yet.

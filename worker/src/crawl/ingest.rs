@@ -9,7 +9,7 @@ use arrow_array::{Array, ArrayRef, RecordBatch, StringArray, new_null_array};
 use arrow_schema::{DataType, Schema, SchemaRef};
 use iceberg::spec::{DataFile, DataFileFormat, PartitionKey, Struct};
 use iceberg::table::Table;
-use iceberg::writer::base_writer::data_file_writer::DataFileWriterBuilder;
+use iceberg::writer::base_writer::data_file_writer::{DataFileWriter, DataFileWriterBuilder};
 use iceberg::writer::file_writer::ParquetWriterBuilder;
 use iceberg::writer::file_writer::location_generator::{
     DefaultFileNameGenerator, DefaultLocationGenerator,
@@ -207,16 +207,19 @@ pub fn with_partitions(
     RecordBatch::try_new(table.clone(), columns).map_err(|e| ObjectFailure::Schema(e.to_string()))
 }
 
-/// Writes the batches of one partition as Parquet data files under the table location.
-pub async fn write(
+/// iceberg-rust's data file writer: Parquet files under the table location.
+pub type ParquetFiles =
+    DataFileWriter<ParquetWriterBuilder, DefaultLocationGenerator, DefaultFileNameGenerator>;
+
+/// A writer of Parquet data files for `table` (in `partition`, if any), rolling at the default
+/// size, with `run_id` in the file names.
+pub async fn data_file_writer(
     table: &Table,
     partition: Option<Struct>,
-    batches: Vec<RecordBatch>,
     run_id: &str,
-) -> Result<Vec<DataFile>, ObjectFailure> {
+) -> Result<ParquetFiles, iceberg::Error> {
     let metadata = table.metadata();
-    let w = |e: iceberg::Error| ObjectFailure::Write(e.to_string());
-    let location = DefaultLocationGenerator::new(metadata).map_err(w)?;
+    let location = DefaultLocationGenerator::new(metadata)?;
     let names = DefaultFileNameGenerator::new(
         "lakeform".to_string(),
         Some(run_id.to_string()),
@@ -239,8 +242,18 @@ pub async fn write(
             data,
         )
     });
-    let mut writer = DataFileWriterBuilder::new(rolling)
-        .build(key)
+    DataFileWriterBuilder::new(rolling).build(key).await
+}
+
+/// Writes the batches of one partition as Parquet data files under the table location.
+pub async fn write(
+    table: &Table,
+    partition: Option<Struct>,
+    batches: Vec<RecordBatch>,
+    run_id: &str,
+) -> Result<Vec<DataFile>, ObjectFailure> {
+    let w = |e: iceberg::Error| ObjectFailure::Write(e.to_string());
+    let mut writer = data_file_writer(table, partition, run_id)
         .await
         .map_err(w)?;
     for b in batches {

@@ -8,21 +8,15 @@ use arrow_array::{ArrayRef, RecordBatch, RecordBatchOptions, new_null_array};
 use arrow_cast::{CastOptions, cast_with_options};
 use arrow_schema::{Field, Schema, SchemaRef};
 use iceberg::arrow::schema_to_arrow_schema;
-use iceberg::spec::{DataFile, DataFileFormat};
+use iceberg::spec::DataFile;
 use iceberg::table::Table;
 use iceberg::transaction::{ApplyTransactionAction, Transaction};
-use iceberg::writer::base_writer::data_file_writer::{DataFileWriter, DataFileWriterBuilder};
-use iceberg::writer::file_writer::ParquetWriterBuilder;
-use iceberg::writer::file_writer::location_generator::{
-    DefaultFileNameGenerator, DefaultLocationGenerator,
-};
-use iceberg::writer::file_writer::rolling_writer::RollingFileWriterBuilder;
-use iceberg::writer::{IcebergWriter, IcebergWriterBuilder};
+use iceberg::writer::IcebergWriter;
 use iceberg::{Catalog, NamespaceIdent, TableIdent};
 use iceberg_catalog_rest::RestCatalog;
-use parquet::file::properties::WriterProperties;
 
 use crate::crawl::catalog::{CatalogConn, add_columns, create_table, ensure_namespace};
+use crate::crawl::ingest::{ParquetFiles, data_file_writer};
 use crate::crawl::s3::S3Conn;
 use crate::crawl::schema::normalize;
 use crate::step::error::StepError;
@@ -130,9 +124,6 @@ pub fn conform(
     })
 }
 
-type ParquetFiles =
-    DataFileWriter<ParquetWriterBuilder, DefaultLocationGenerator, DefaultFileNameGenerator>;
-
 /// Parquet data files for one table, written batch by batch (rolling at the default size).
 pub struct FileSink {
     writer: ParquetFiles,
@@ -145,27 +136,8 @@ pub struct FileSink {
 impl FileSink {
     /// Opens a writer for unpartitioned `table`; file names carry `run_id`.
     pub async fn open(table: &Table, run_id: &str) -> Result<FileSink, StepError> {
-        let metadata = table.metadata();
         let name = table.identifier().to_string();
-        let location = DefaultLocationGenerator::new(metadata)
-            .map_err(StepError::catalog(format!("data location of {name}")))?;
-        let names = DefaultFileNameGenerator::new(
-            "lakeform".to_string(),
-            Some(run_id.to_string()),
-            DataFileFormat::Parquet,
-        );
-        let parquet = ParquetWriterBuilder::new(
-            WriterProperties::builder().build(),
-            metadata.current_schema().clone(),
-        );
-        let rolling = RollingFileWriterBuilder::new_with_default_file_size(
-            parquet,
-            table.file_io().clone(),
-            location,
-            names,
-        );
-        let writer = DataFileWriterBuilder::new(rolling)
-            .build(None)
+        let writer = data_file_writer(table, None, run_id)
             .await
             .map_err(StepError::catalog(format!("opening a data file of {name}")))?;
         Ok(FileSink {
