@@ -105,6 +105,11 @@ enum DebugCommand {
         /// `NAME=VALUE` pairs.
         pairs: Vec<String>,
     },
+    /// Sleep, then exit 0 (a long-running step, for testing concurrency policies).
+    Sleep {
+        /// Seconds to sleep.
+        seconds: u64,
+    },
 }
 
 /// Arguments of `lakeform run`.
@@ -238,6 +243,12 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
                 let value = std::env::var(&name).unwrap_or_default();
                 writeln!(stdout, "{name}={value}")?;
             }
+            Ok(())
+        }
+        Command::Debug {
+            command: DebugCommand::Sleep { seconds },
+        } => {
+            std::thread::sleep(std::time::Duration::from_secs(seconds));
             Ok(())
         }
         Command::Debug {

@@ -9,6 +9,7 @@ mod common;
 mod dag;
 mod events;
 mod extract_sql;
+mod forbid;
 mod retry_resume;
 mod schedule;
 mod spark;

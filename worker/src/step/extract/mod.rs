@@ -162,15 +162,13 @@ pub async fn run(
                 } else {
                     load_increment(lake, &table, &source, rows, run_id, props, &mut report).await?;
                 }
-                bookmarks
-                    .set(
-                        &key,
-                        Mark {
-                            column,
-                            value: upto.clone(),
-                        },
-                    )
-                    .await?;
+                if after.as_deref() != Some(upto.as_str()) {
+                    let mark = Mark {
+                        column,
+                        value: upto.clone(),
+                    };
+                    bookmarks.set(&key, mark).await?;
+                }
                 report.bookmark = Some(upto);
             }
             (mode, _) => {
