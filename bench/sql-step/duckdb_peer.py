@@ -69,9 +69,14 @@ def main(cmd, bucket, *rest):
     if cmd == "convert":
         def run():
             rows = 0
+            # the same column types as our step declares
+            types = {
+                "orders": "{'id': 'BIGINT', 'customer_id': 'BIGINT', 'amount': 'DECIMAL(10,2)', 'ordered_on': 'DATE', 'status': 'VARCHAR', 'note': 'VARCHAR'}",
+                "customers": "{'id': 'BIGINT', 'name': 'VARCHAR', 'country': 'VARCHAR', 'signed_up': 'TIMESTAMP'}",
+            }
             for t in ("orders", "customers"):
                 con.execute(
-                    f"COPY (SELECT * FROM read_csv('{csv}/{t}/*.csv', header=true)) TO '{pq}/{t}.parquet' (FORMAT parquet)"
+                    f"COPY (SELECT * FROM read_csv('{csv}/{t}/*.csv', header=true, columns={types[t]})) TO '{pq}/{t}.parquet' (FORMAT parquet)"
                 )
                 rows += con.execute(f"SELECT count(*) FROM read_parquet('{pq}/{t}.parquet')").fetchone()[0]
             return rows
