@@ -1,7 +1,9 @@
 //! The Workflow reconciler: dereference (its DataLake) → validate (DAG, cron, time zones, what
-//! this version can run) → triggers (on-demand token, cron schedules) under the
-//! `concurrencyPolicy` → history limit → status (`Ready`, `lastRun`, `activeRuns`,
-//! `nextScheduleTimes`). Runs themselves are the WorkflowRun controller's.
+//! this version can run) → what steps need (extract Secrets, the Spark Operator, bookmarks and
+//! their ServiceAccount; [`access`]) → triggers (on-demand token, event batches via
+//! [`events`], cron schedules, afterWorkflow) under the `concurrencyPolicy` → history limit →
+//! status (`Ready`, `lastRun`, `activeRuns`, `nextScheduleTimes`). Runs themselves are the
+//! WorkflowRun controller's.
 
 mod access;
 pub mod events;
