@@ -12,7 +12,7 @@ use futures::StreamExt;
 use iceberg::table::Table;
 use iceberg_datafusion::IcebergStaticTableProvider;
 
-use crate::step::commit::{Replaced, overwrite};
+use crate::step::commit::overwrite;
 use crate::step::error::StepError;
 use crate::step::table::{FileSink, Lake, append, arrow_schema, conform};
 
@@ -162,7 +162,7 @@ pub async fn merge(
         }
     }
     let total = sink.rows;
-    let Replaced { .. } = overwrite(lake, table, sink.close().await?, properties).await?;
+    overwrite(lake, table, sink.close().await?, properties).await?;
     Ok(Merged {
         inserted: arriving - updated,
         updated,
