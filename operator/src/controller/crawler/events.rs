@@ -138,6 +138,26 @@ pub struct Plan {
 }
 
 impl Plan {
+    /// A plan batching `batch_size` keys or `window_seconds` after a batch's first key (both at
+    /// least 1).
+    pub fn new(
+        owner: Owner,
+        lake: DataLake,
+        sources: Vec<Source>,
+        batch_size: i32,
+        window_seconds: i32,
+        image: String,
+    ) -> Plan {
+        Plan {
+            owner,
+            lake,
+            sources,
+            batch_size: usize::try_from(batch_size.max(1)).unwrap_or(1),
+            window: Duration::from_secs(u64::try_from(window_seconds.max(1)).unwrap_or(1)),
+            image,
+        }
+    }
+
     /// What identifies a batcher: a change restarts it (pending keys are then left to the
     /// next run).
     fn fingerprint(&self) -> String {
@@ -201,9 +221,11 @@ pub struct Subscriptions {
 }
 
 impl Subscriptions {
-    /// Make sure a batcher runs `plan` for `key` (restarting it when the plan changed or it
+    /// Make sure a batcher runs `plan` for its owner (restarting it when the plan changed or it
     /// ended).
-    pub fn ensure(&self, key: &str, plan: Plan, ctx: Arc<Context>) {
+    pub fn ensure(&self, plan: Plan, ctx: Arc<Context>) {
+        let key = plan.owner.key();
+        let key = key.as_str();
         let fingerprint = plan.fingerprint();
         let mut running = self.running.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(r) = running.get(key)

@@ -380,17 +380,14 @@ async fn listen(
         .map(|s| format!("{}/{}", s.bucket, s.prefix))
         .collect();
     cctx.events.ensure(
-        &key(crawler),
-        events::Plan {
+        events::Plan::new(
             owner,
-            lake: lake.clone(),
+            lake.clone(),
             sources,
-            batch_size: usize::try_from(batching.batch_size.max(1)).unwrap_or(1),
-            window: Duration::from_secs(
-                u64::try_from(batching.batch_window_seconds.max(1)).unwrap_or(1),
-            ),
-            image: cctx.worker_image.clone(),
-        },
+            batching.batch_size,
+            batching.batch_window_seconds,
+            cctx.worker_image.clone(),
+        ),
         cctx.base.clone(),
     );
     Ok(Ok(format!(

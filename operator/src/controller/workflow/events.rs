@@ -3,7 +3,6 @@
 //! start the run of a batch the batcher handed over.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use kube::ResourceExt;
 use lakeform_api::datalake::DataLake;
@@ -92,17 +91,14 @@ pub async fn listen(
         }
         keep.push(owner.key());
         events.subscriptions.ensure(
-            &owner.key(),
-            Plan {
+            Plan::new(
                 owner,
-                lake: lake.clone(),
+                lake.clone(),
                 sources,
-                batch_size: usize::try_from(e.batch_size.max(1)).unwrap_or(1),
-                window: Duration::from_secs(
-                    u64::try_from(e.batch_window_seconds.max(1)).unwrap_or(1),
-                ),
-                image: events.image.clone(),
-            },
+                e.batch_size,
+                e.batch_window_seconds,
+                events.image.clone(),
+            ),
             ctx.clone(),
         );
     }
