@@ -6,7 +6,9 @@
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::api::{Patch, PatchParams};
 use kube::{Api, ResourceExt};
-use lakeform_api::common::{CONDITION_READY, Conditions, condition, set_condition};
+use lakeform_api::common::{
+    CONDITION_READY, Conditions, condition, keep_transition_times, set_condition,
+};
 use lakeform_api::crawler::Crawler;
 use serde_json::json;
 
@@ -125,6 +127,15 @@ impl StatusBuilder {
         }
         let api: Api<Crawler> =
             Api::namespaced(ctx.client.clone(), &crawler.namespace().unwrap_or_default());
+        // The cached object may predate our own last write (the watch lags the write): compare
+        // with the live status before writing, keeping transition times that still hold.
+        if let Some(live) = api.get_opt(&crawler.name_any()).await? {
+            let live = Owned::of(&live);
+            keep_transition_times(&mut self.owned.conditions, &live.conditions);
+            if self.owned == live {
+                return Ok(false);
+            }
+        }
         let mut status = json!({
             "conditions": self.owned.conditions,
             "observedGeneration": self.owned.observed_generation,

@@ -20,7 +20,7 @@ use kube::runtime::events::EventType;
 use kube::runtime::reflector::{ObjectRef, Store};
 use kube::runtime::watcher;
 use kube::{Api, Resource, ResourceExt};
-use lakeform_api::common::{CONDITION_READY, condition, set_condition};
+use lakeform_api::common::{CONDITION_READY, condition, keep_transition_times, set_condition};
 use lakeform_api::datalake::DataLake;
 use lakeform_api::validate::{next_fire, parse_cron, validate_workflow};
 use lakeform_api::workflow::{ConcurrencyPolicy, RunSummary, When, Workflow, WorkflowStatus};
@@ -132,19 +132,27 @@ impl Outcome {
         if wf.status.as_ref() != Some(&self.status) {
             let ns = wf.namespace().ok_or(Error::NoNamespace)?;
             let api: Api<Workflow> = Api::namespaced(ctx.client.clone(), &ns);
-            let params = PatchParams {
-                field_manager: Some(FIELD_MANAGER.into()),
-                ..Default::default()
-            };
-            api.patch_status(
-                &wf.name_any(),
-                &params,
-                &Patch::Merge(&json!({ "status": replacing_patch(
-                    &serde_json::to_value(&wf.status).unwrap_or_default(),
-                    serde_json::to_value(&self.status).unwrap_or_default(),
-                ) })),
-            )
-            .await?;
+            // The cached object may predate our own last write (the watch lags the write):
+            // compare with the live status, keeping transition times that still hold.
+            let live = api.get_opt(&wf.name_any()).await?.and_then(|w| w.status);
+            if let Some(l) = &live {
+                keep_transition_times(&mut self.status.conditions, &l.conditions);
+            }
+            if live.as_ref() != Some(&self.status) {
+                let params = PatchParams {
+                    field_manager: Some(FIELD_MANAGER.into()),
+                    ..Default::default()
+                };
+                api.patch_status(
+                    &wf.name_any(),
+                    &params,
+                    &Patch::Merge(&json!({ "status": replacing_patch(
+                        &serde_json::to_value(&live).unwrap_or_default(),
+                        serde_json::to_value(&self.status).unwrap_or_default(),
+                    ) })),
+                )
+                .await?;
+            }
         }
         for (type_, reason, note) in self.events {
             ctx.event(&wf.object_ref(&()), type_, reason, "Trigger", note)
