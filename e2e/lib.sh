@@ -94,7 +94,7 @@ stamp_write() {
 
 # ------------------------------------------------------------------------------------ ports
 
-# port_is_free PORT: nothing listens on 127.0.0.1:PORT (or any address) right now.
+# port_is_free PORT: nothing listens on PORT at any address right now.
 # SO_REUSEADDR as the servers themselves use it: TIME_WAIT leftovers of a component that was
 # just stopped must not count as "in use" (or every restart would move it to a new port).
 port_is_free() {
@@ -103,7 +103,9 @@ import socket, sys
 s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
 s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
 try:
-    s.bind(("127.0.0.1", int(sys.argv[1])))
+    # the wildcard address: taken when anything listens on the port at any address (the
+    # components listen on the node's address, some on loopback)
+    s.bind(("0.0.0.0", int(sys.argv[1])))
 except OSError:
     sys.exit(1)
 finally:
@@ -112,12 +114,12 @@ EOF
 }
 
 _E2E_ASSIGNED_PORTS=" "
-# free_port: print a currently free loopback TCP port, never one already handed out by
+# free_port: print a TCP port currently free on every address, never one already handed out by
 # this shell (so several free_port calls in one `up` never collide).
 free_port() {
   local p i
   for i in $(seq 1 50); do
-    p="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()')"
+    p="$(python3 -c 'import socket; s=socket.socket(); s.bind(("0.0.0.0", 0)); print(s.getsockname()[1]); s.close()')"
     if [[ "$_E2E_ASSIGNED_PORTS" != *" $p "* ]]; then
       _E2E_ASSIGNED_PORTS+="$p "
       printf '%s\n' "$p"
@@ -219,6 +221,19 @@ stop_component() {
 }
 
 # ------------------------------------------------------------------------------ misc
+
+# write_if_changed FILE: atomically replace FILE with stdin unless the content is identical.
+write_if_changed() {
+  local f="$1" tmp
+  tmp="$(mktemp "$f.XXXXXX")"
+  cat >"$tmp"
+  if [[ -f "$f" ]] && cmp -s "$tmp" "$f"; then
+    rm -f "$tmp"
+  else
+    chmod 600 "$tmp"
+    mv -f "$tmp" "$f"
+  fi
+}
 
 # postgres_bin_dir: the bin dir of the installed PostgreSQL server (preferring POSTGRES_MAJOR).
 postgres_bin_dir() {

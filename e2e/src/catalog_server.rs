@@ -42,14 +42,15 @@ impl CatalogServer {
                     .is_some_and(|n| n.starts_with("iceberg-open-api-") && n.ends_with(".jar"))
             })
             .context("the Iceberg REST fixture jar is missing (run e2e/setup)")?;
-        let port = std::net::TcpListener::bind("127.0.0.1:0")?
+        // on the node's address, so crawl and step pods reach it too
+        let port = std::net::TcpListener::bind((env.node_ip.as_str(), 0))?
             .local_addr()?
             .port();
         let dir = env.cache.join("run").join("test-catalogs");
         std::fs::create_dir_all(&dir)?;
         let mut s = CatalogServer {
             child: None,
-            uri: format!("http://127.0.0.1:{port}"),
+            uri: format!("http://{}:{port}", env.node_ip),
             port,
             db: dir.join(format!("{name}.db")),
             log: env.cache.join("logs").join(format!("catalog-{name}.log")),
@@ -88,8 +89,8 @@ impl CatalogServer {
                 "-Xmx256m",
                 "-XX:+UseSerialGC",
                 "-XX:TieredStopAtLevel=1",
-                "-Dlakeform.rest.host=127.0.0.1",
             ])
+            .arg(format!("-Dlakeform.rest.host={}", self.env.node_ip))
             .args([
                 "-cp",
                 &classpath,
@@ -101,7 +102,8 @@ impl CatalogServer {
             .context("starting the Iceberg REST catalog (java)")?;
         self.child = Some(child);
         for _ in 0..120 {
-            if let Ok(mut stream) = tokio::net::TcpStream::connect(("127.0.0.1", self.port)).await {
+            let address = (self.env.node_ip.as_str(), self.port);
+            if let Ok(mut stream) = tokio::net::TcpStream::connect(address).await {
                 use tokio::io::{AsyncReadExt, AsyncWriteExt};
                 stream.write_all(b"GET /v1/config HTTP/1.0\r\n\r\n").await?;
                 let mut buf = String::new();

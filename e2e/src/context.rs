@@ -2,20 +2,17 @@
 
 use std::{
     sync::atomic::{AtomicU32, Ordering},
-    time::{Duration, SystemTime, UNIX_EPOCH},
+    time::{SystemTime, UNIX_EPOCH},
 };
 
 use anyhow::{Context, Result, bail};
-use k8s_openapi::api::core::v1::{Namespace, Node};
+use k8s_openapi::api::core::v1::{Namespace, Node, Pod};
 use kube::{
     Api, Client, Resource,
-    api::{DeleteParams, ObjectMeta, PostParams},
+    api::{DeleteParams, LogParams, ObjectMeta, PostParams},
 };
 
 use crate::env::Env;
-
-/// Name of the Node object the pod runner registers and binds pods to.
-pub const POD_RUNNER_NODE: &str = "lakeform-pod-runner";
 
 /// Label on every namespace the suite creates, so stale ones can be found and removed.
 pub const E2E_NAMESPACE_LABEL: &str = "lakeform.dev/e2e";
@@ -103,50 +100,57 @@ impl TestContext {
         Api::namespaced(self.client.clone(), &self.ns)
     }
 
-    /// Fails unless the pod runner is alive (its Node heartbeat is fresh). Tests that need pods to
-    /// run call this first so a missing pod runner is reported as such, not as a Job timeout.
-    pub async fn require_pod_runner(&self) -> Result<()> {
-        match pod_runner_heartbeat_age(&self.client).await? {
-            Some(age) if age <= Duration::from_secs(45) => Ok(()),
-            Some(age) => bail!(
-                "the pod runner's Node {POD_RUNNER_NODE} has not sent a heartbeat for {}s — the \
-                 pod runner is not running; `e2e/run` starts it (log: {}/logs/pod-runner.log)",
-                age.as_secs(),
+    /// Fails unless the node is Ready (kubelet renews its Lease; the node-lifecycle controller
+    /// turns Ready to Unknown ~40 s after it stops). Tests that need pods to run call this
+    /// first so a dead node is reported as such, not as a Job timeout.
+    pub async fn require_node(&self) -> Result<()> {
+        let name = &self.env.node_name;
+        match node_ready(&self.client, name).await? {
+            Some(true) => Ok(()),
+            Some(false) => bail!(
+                "the node {name} is not Ready — is kubelet running? `e2e/up` starts it (log: \
+                 {}/logs/kubelet.log)",
                 self.env.cache.display()
             ),
             None => bail!(
-                "there is no Node {POD_RUNNER_NODE}: the pod runner has never run against this \
-                 control plane; `e2e/run` starts it"
+                "there is no Node {name}: kubelet never registered with this control plane; \
+                 `e2e/up` starts it (log: {}/logs/kubelet.log)",
+                self.env.cache.display()
             ),
         }
     }
+
+    /// The log of one container of a Pod in the test namespace, read through the API server
+    /// from the kubelet (`pods/log`), as `kubectl logs` does.
+    pub async fn pod_log(&self, pod: &str, container: &str) -> Result<String> {
+        let params = LogParams {
+            container: Some(container.to_string()),
+            ..Default::default()
+        };
+        self.api::<Pod>()
+            .logs(pod, &params)
+            .await
+            .with_context(|| format!("reading the log of container {container} of Pod {pod}"))
+    }
 }
 
-/// Age of the pod runner's last Node heartbeat (`Ready` condition `lastHeartbeatTime`), `None`
-/// when the Node does not exist.
-pub async fn pod_runner_heartbeat_age(client: &Client) -> Result<Option<Duration>> {
+/// Whether the Node's `Ready` condition is True; `None` when the Node does not exist.
+pub async fn node_ready(client: &Client, name: &str) -> Result<Option<bool>> {
     let nodes: Api<Node> = Api::all(client.clone());
     let Some(node) = nodes
-        .get_opt(POD_RUNNER_NODE)
+        .get_opt(name)
         .await
-        .context("reading the pod runner's Node")?
+        .with_context(|| format!("reading Node {name}"))?
     else {
         return Ok(None);
     };
-    let heartbeat = node
-        .status
-        .and_then(|s| s.conditions)
-        .unwrap_or_default()
-        .into_iter()
-        .find(|c| c.type_ == "Ready" && c.status == "True")
-        .and_then(|c| c.last_heartbeat_time);
-    let Some(heartbeat) = heartbeat else {
-        return Ok(Some(Duration::MAX));
-    };
-    let age = jiff::Timestamp::now().duration_since(heartbeat.0);
-    Ok(Some(
-        Duration::try_from(age).unwrap_or(Duration::ZERO), // negative (clock skew) → fresh
-    ))
+    Ok(Some(node.status.and_then(|s| s.conditions).is_some_and(
+        |conditions| {
+            conditions
+                .iter()
+                .any(|c| c.type_ == "Ready" && c.status == "True")
+        },
+    )))
 }
 
 impl Drop for TestContext {

@@ -30,6 +30,29 @@ pub struct Env {
     pub events_address: Option<String>,
     /// The bearer token that webhook target sends.
     pub events_token: Option<String>,
+    /// The node's name (the machine's hostname) and address: every endpoint above listens on
+    /// that address, so pods and the host reach it alike.
+    pub node_name: String,
+    pub node_ip: String,
+    /// The apiserver's audit log (every request a ServiceAccount made, with its status code).
+    pub audit_log: PathBuf,
+    /// The node's containerd socket (`ctr --address`).
+    pub containerd_sock: String,
+    /// The lakeform image built from the commit under test and imported into the node's
+    /// containerd (`e2e/run` builds it; `LAKEFORM_E2E_IMAGE`).
+    pub image: String,
+}
+
+/// The image `e2e/run` builds from the binary under test, unless `LAKEFORM_E2E_IMAGE` says
+/// otherwise.
+pub const DEFAULT_E2E_IMAGE: &str = "ghcr.io/lakeform/lakeform:e2e";
+
+/// The lakeform image under test: `LAKEFORM_E2E_IMAGE`, else [`DEFAULT_E2E_IMAGE`].
+pub fn e2e_image() -> String {
+    std::env::var("LAKEFORM_E2E_IMAGE")
+        .ok()
+        .filter(|v| !v.is_empty())
+        .unwrap_or_else(|| DEFAULT_E2E_IMAGE.to_string())
 }
 
 /// `$LAKEFORM_CACHE`, defaulting to `$HOME/.cache/lakeform` like `e2e/lib.sh`.
@@ -152,18 +175,12 @@ impl Env {
             kubectl: get("LAKEFORM_KUBECTL")?.into(),
             events_address: get("LAKEFORM_EVENTS_ADDRESS").ok(),
             events_token: get("LAKEFORM_EVENTS_TOKEN").ok(),
+            node_name: get("LAKEFORM_NODE_NAME")?,
+            node_ip: get("LAKEFORM_NODE_IP")?,
+            audit_log: get("LAKEFORM_AUDIT_LOG")?.into(),
+            containerd_sock: get("LAKEFORM_CONTAINERD_SOCK")?,
+            image: e2e_image(),
         })
-    }
-
-    /// Folder the pod runner writes container logs to (`<ns>_<pod>_<container>.log`).
-    pub fn pod_log_dir(&self) -> PathBuf {
-        self.cache.join("logs/pods")
-    }
-
-    /// The log file of one container run by the pod runner.
-    pub fn pod_log(&self, namespace: &str, pod: &str, container: &str) -> PathBuf {
-        self.pod_log_dir()
-            .join(format!("{namespace}_{pod}_{container}.log"))
     }
 
     /// A kube client for the admin kubeconfig.

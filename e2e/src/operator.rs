@@ -1,48 +1,53 @@
-//! Run the real `lakeform run` operator process for a test, scoped to the test's namespace
-//! (its own leader-election Lease there), with its log in the cache folder.
+//! The operator as users run it: installed with the Helm chart (`charts/lakeform`) into a test's
+//! namespace, from the image built from the commit under test, watching only that namespace
+//! (its Roles, its ServiceAccount, its leader-election Lease there), running as a pod on the
+//! node. Its log is saved to the cache folder when the test is done with it.
 
-use std::net::TcpListener;
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
-use std::time::Duration;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 
 use crate::TestContext;
-use crate::env::lakeform_bin;
+use crate::env::{Env, repo_root};
 
-/// A running operator; killed when dropped.
+/// The Helm release (and so the Deployment and ServiceAccount) name in every test namespace.
+pub const RELEASE: &str = "lakeform";
+
+/// The fixed cluster IP of the events Service: MinIO's webhook target `LAKEFORM` delivers to
+/// `http://<this>:8081/minio/events` (`e2e/up`); one receiving operator at a time.
+pub const EVENTS_SERVICE_IP: &str = "10.0.0.200";
+
+/// How long the chart may take to install and its pod to become Ready (the leader).
+const READY: Duration = Duration::from_secs(120);
+
+/// A running operator; uninstalled (its log saved first) when dropped.
 pub struct Operator {
-    child: Option<Child>,
-    /// Address of its /metrics endpoint.
+    /// Address (pod IP:port) of its /metrics endpoint.
     pub metrics: String,
-    /// Its log file.
+    /// Where its log is saved when the test is done with it.
     pub log: PathBuf,
     ns: String,
-    resync: String,
-    kubeconfig: PathBuf,
-    restarts: u32,
-    /// `--events-address` and its token, when this operator receives bucket notifications.
-    events: Option<(String, String)>,
-}
-
-fn free_port() -> Result<u16> {
-    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+    env: Env,
+    /// The operator receives bucket notifications.
+    events: bool,
 }
 
 impl Operator {
-    /// Start `lakeform run --namespace <test ns>` with the given resync interval (e.g. `3s`).
+    /// Install the chart with `--resync <resync>` (e.g. `3s`) and wait until it is Ready.
     pub fn start(ctx: &TestContext, resync: &str) -> Result<Operator> {
-        Operator::launch(ctx, resync, None)
+        Operator::install(ctx, resync, false)
     }
 
-    fn launch(
-        ctx: &TestContext,
-        resync: &str,
-        events: Option<(String, String)>,
-    ) -> Result<Operator> {
+    /// [`Operator::start`], plus the bucket-notification receiver behind the events Service at
+    /// [`EVENTS_SERVICE_IP`], with the token MinIO's webhook target sends.
+    pub fn start_with_events(ctx: &TestContext, resync: &str) -> Result<Operator> {
+        Operator::install(ctx, resync, true)
+    }
+
+    fn install(ctx: &TestContext, resync: &str, events: bool) -> Result<Operator> {
         let mut op = Operator {
-            child: None,
             metrics: String::new(),
             log: ctx
                 .env
@@ -50,92 +55,144 @@ impl Operator {
                 .join("logs")
                 .join(format!("operator-{}.log", ctx.ns)),
             ns: ctx.ns.clone(),
-            resync: resync.to_string(),
-            kubeconfig: ctx.env.kubeconfig.clone(),
-            restarts: 0,
+            env: ctx.env.clone(),
             events,
         };
-        op.spawn()?;
+        if events {
+            op.events_secret()?;
+        }
+        let args = op.helm_install_args(resync)?;
+        let out = op.helm(&args)?;
+        if !out.status.success() {
+            bail!(
+                "helm install of the operator failed:\n{}\n{}",
+                text(&out),
+                op.report()
+            );
+        }
+        op.metrics = op.metrics_address()?;
         Ok(op)
     }
 
-    /// [`Operator::start`], plus the bucket-notification receiver on the address MinIO's
-    /// webhook target `LAKEFORM` delivers to. One such operator at a time (it is one port).
-    pub fn start_with_events(ctx: &TestContext, resync: &str) -> Result<Operator> {
-        let address = ctx.env.events_address.clone().context(
-            "LAKEFORM_EVENTS_ADDRESS is not set: the e2e environment predates the webhook \
-             target; run e2e/up again",
-        )?;
-        let token = ctx.env.events_token.clone().unwrap_or_default();
-        Operator::launch(ctx, resync, Some((address, token)))
+    fn helm_install_args(&self, resync: &str) -> Result<Vec<String>> {
+        let (repository, tag) = self
+            .env
+            .image
+            .rsplit_once(':')
+            .filter(|(repo, tag)| !tag.contains('/') && !repo.is_empty())
+            .with_context(|| format!("the e2e image {:?} has no tag", self.env.image))?;
+        let chart = repo_root().join("charts/lakeform");
+        let mut args: Vec<String> = vec![
+            "install".into(),
+            RELEASE.into(),
+            chart.display().to_string(),
+            "--namespace".into(),
+            self.ns.clone(),
+            "--wait".into(),
+            "--timeout".into(),
+            format!("{}s", READY.as_secs()),
+        ];
+        let mut set = |key: &str, value: &str| {
+            args.push("--set-string".into());
+            args.push(format!("{key}={value}"));
+        };
+        set("image.repository", repository);
+        set("image.tag", tag);
+        // the image exists only in the node's containerd
+        set("image.pullPolicy", "Never");
+        set("watchNamespaces[0]", &self.ns);
+        set("resync", resync);
+        set("logLevel", "info,lakeform=debug,kube=warn");
+        if self.events {
+            set("events.enabled", "true");
+            set("events.existingSecret", "e2e-events");
+            set("events.service.clusterIP", EVENTS_SERVICE_IP);
+        }
+        Ok(args)
     }
 
-    fn spawn(&mut self) -> Result<()> {
-        let port = free_port()?;
-        self.metrics = format!("127.0.0.1:{port}");
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&self.log)
-            .with_context(|| format!("opening {}", self.log.display()))?;
-        let child = Command::new(lakeform_bin()?)
-            .args([
-                "run",
-                "--namespace",
-                &self.ns,
-                "--lease-namespace",
-                &self.ns,
-            ])
-            .args(["--metrics-address", &self.metrics, "--resync", &self.resync])
-            .arg("--identity")
-            .arg(format!("e2e-{}-{}", self.ns, self.restarts))
-            .env("KUBECONFIG", &self.kubeconfig)
-            // only an operator asked to receives notifications (the address is one port)
-            .env_remove("LAKEFORM_EVENTS_ADDRESS")
-            .env_remove("LAKEFORM_EVENTS_TOKEN")
-            .args(
-                self.events
-                    .iter()
-                    .flat_map(|(addr, _)| ["--events-address".to_string(), addr.clone()]),
-            )
-            .envs(
-                self.events
-                    .iter()
-                    .map(|(_, token)| ("LAKEFORM_EVENTS_TOKEN", token.clone())),
-            )
-            .env("RUST_LOG", "info,lakeform=debug,kube=warn")
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .context("starting `lakeform run`")?;
-        self.child = Some(child);
-        Ok(())
-    }
-
-    /// SIGKILL the process (no graceful shutdown), as a crash would.
-    pub fn kill9(&mut self) -> Result<()> {
-        if let Some(mut c) = self.child.take() {
-            c.kill().context("killing the operator")?;
-            c.wait().context("reaping the operator")?;
+    /// The Secret with the token MinIO's webhook target sends (from the env file).
+    fn events_secret(&self) -> Result<()> {
+        let token = self
+            .env
+            .events_token
+            .clone()
+            .context("LAKEFORM_EVENTS_TOKEN is not set: run e2e/up again")?;
+        let out = self.kubectl(&[
+            "create",
+            "secret",
+            "generic",
+            "e2e-events",
+            &format!("--from-literal=token={token}"),
+        ])?;
+        if !out.status.success() {
+            bail!("creating the events token Secret: {}", text(&out));
         }
         Ok(())
     }
 
-    /// Start it again after [`Operator::kill9`].
-    pub fn restart(&mut self) -> Result<()> {
-        self.kill9()?;
-        self.restarts += 1;
-        self.spawn()
+    /// SIGKILL the operator's process in its container, as a crash would, and keep it down
+    /// (the Deployment scaled to 0) until [`Operator::restart`].
+    pub fn kill9(&mut self) -> Result<()> {
+        let pod = self.pod_name()?;
+        let container = self.jsonpath(
+            &["get", "pod", &pod],
+            "{.status.containerStatuses[0].containerID}",
+        )?;
+        let id = container
+            .strip_prefix("containerd://")
+            .with_context(|| format!("pod {pod} has no containerd container ({container:?})"))?;
+        let ctr = Command::new("ctr")
+            .args(["--address", &self.env.containerd_sock, "--namespace", "k8s.io"])
+            .args(["tasks", "kill", "--signal", "SIGKILL", id])
+            .output()
+            .context("running ctr tasks kill")?;
+        if !ctr.status.success() {
+            bail!("killing the operator's container {id}: {}", text(&ctr));
+        }
+        self.checked(&["scale", "deployment", RELEASE, "--replicas=0"])?;
+        self.checked(&[
+            "delete",
+            "pod",
+            &pod,
+            "--grace-period=0",
+            "--force",
+            "--wait=true",
+        ])?;
+        Ok(())
     }
 
-    /// Fails if the process has exited.
+    /// Start it again after [`Operator::kill9`]; waits until the new pod is Ready.
+    pub fn restart(&mut self) -> Result<()> {
+        self.checked(&["scale", "deployment", RELEASE, "--replicas=1"])?;
+        let out = self.kubectl(&[
+            "rollout",
+            "status",
+            &format!("deployment/{RELEASE}"),
+            &format!("--timeout={}s", READY.as_secs()),
+        ])?;
+        if !out.status.success() {
+            bail!("the operator did not come back: {}\n{}", text(&out), self.report());
+        }
+        self.metrics = self.metrics_address()?;
+        Ok(())
+    }
+
+    /// Fails, with the end of its log, if the operator's container has exited or restarted.
     pub fn check_alive(&mut self) -> Result<()> {
-        if let Some(c) = self.child.as_mut()
-            && let Some(status) = c.try_wait()?
-        {
+        let pod = self.pod_name()?;
+        let restarts = self.jsonpath(
+            &["get", "pod", &pod],
+            "{.status.containerStatuses[0].restartCount}",
+        )?;
+        let running = self.jsonpath(
+            &["get", "pod", &pod],
+            "{.status.containerStatuses[0].state.running.startedAt}",
+        )?;
+        if restarts.trim() != "0" || running.trim().is_empty() {
             bail!(
-                "the operator exited with {status}; log: {}",
-                self.log.display()
+                "the operator's container exited (restarts: {restarts}); its log:\n{}",
+                self.report()
             );
         }
         Ok(())
@@ -151,18 +208,124 @@ impl Operator {
             .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
             .sum())
     }
+
+    fn pod_name(&self) -> Result<String> {
+        let selector = format!("app.kubernetes.io/instance={RELEASE}");
+        let name = self.jsonpath(
+            &["get", "pods", "-l", &selector, "--field-selector=status.phase!=Failed"],
+            "{.items[0].metadata.name}",
+        )?;
+        if name.is_empty() {
+            bail!("the operator has no pod in namespace {}", self.ns);
+        }
+        Ok(name)
+    }
+
+    fn metrics_address(&self) -> Result<String> {
+        let pod = self.pod_name()?;
+        let ip = self.jsonpath(&["get", "pod", &pod], "{.status.podIP}")?;
+        if ip.is_empty() {
+            bail!("the operator's pod {pod} has no IP yet");
+        }
+        Ok(format!("{ip}:8080"))
+    }
+
+    /// The operator's pods, their events and the end of their logs (for failures).
+    fn report(&self) -> String {
+        let mut out = String::new();
+        let selector = format!("app.kubernetes.io/instance={RELEASE}");
+        for args in [
+            vec!["get", "pods", "-l", &selector, "-o", "wide"],
+            vec!["logs", "-l", &selector, "--tail=40", "--prefix"],
+            vec!["logs", "-l", &selector, "--tail=40", "--prefix", "--previous"],
+            vec!["get", "events", "--sort-by=.lastTimestamp"],
+        ] {
+            match self.kubectl(&args) {
+                Ok(o) => out.push_str(&format!("$ kubectl {}\n{}\n", args.join(" "), text(&o))),
+                Err(e) => out.push_str(&format!("{e:#}\n")),
+            }
+        }
+        out
+    }
+
+    /// Save the log of every container the release ran into [`Operator::log`].
+    fn save_log(&self) {
+        let selector = format!("app.kubernetes.io/instance={RELEASE}");
+        if let Ok(out) = self.kubectl(&["logs", "-l", &selector, "--tail=-1", "--timestamps"]) {
+            let _ = std::fs::write(&self.log, &out.stdout);
+        }
+    }
+
+    fn jsonpath(&self, args: &[&str], path: &str) -> Result<String> {
+        let mut all: Vec<&str> = args.to_vec();
+        let output = format!("jsonpath={path}");
+        all.extend(["-o", &output]);
+        let out = self.checked(&all)?;
+        Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
+    }
+
+    fn checked(&self, args: &[&str]) -> Result<Output> {
+        let out = self.kubectl(args)?;
+        if !out.status.success() {
+            bail!("kubectl {} failed: {}", args.join(" "), text(&out));
+        }
+        Ok(out)
+    }
+
+    fn kubectl(&self, args: &[&str]) -> Result<Output> {
+        run(&self.env.kubectl, &self.env, &self.ns, args)
+    }
+
+    fn helm(&self, args: &[String]) -> Result<Output> {
+        let helm = self.env.cache.join("bin/helm");
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        run(&helm, &self.env, &self.ns, &args)
+    }
 }
 
 impl Drop for Operator {
     fn drop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
+        self.save_log();
+        // Uninstalled, not left to the namespace's deletion: the events Service's fixed IP must
+        // be free for the next receiving operator.
+        let started = Instant::now();
+        let args = ["uninstall", RELEASE, "--wait", "--timeout", "60s"].map(String::from);
+        match self.helm(&args) {
+            Ok(out) if out.status.success() => {}
+            Ok(out) => eprintln!("warning: helm uninstall in {}: {}", self.ns, text(&out)),
+            Err(e) => eprintln!("warning: helm uninstall in {}: {e:#}", self.ns),
+        }
+        if self.events {
+            println!(
+                "uninstalled the receiving operator in {} in {:.1}s",
+                self.ns,
+                started.elapsed().as_secs_f64()
+            );
         }
     }
 }
 
-/// Plain HTTP/1.0 GET on loopback (the metrics endpoint), retried while the server starts.
+/// Run `program` (kubectl or helm) against the e2e cluster in namespace `ns`.
+fn run(program: &Path, env: &Env, ns: &str, args: &[&str]) -> Result<Output> {
+    let mut cmd = Command::new(program);
+    if program.ends_with("kubectl") {
+        cmd.args(["--namespace", ns, "--request-timeout=30s"]);
+    }
+    cmd.args(args)
+        .env("KUBECONFIG", &env.kubeconfig)
+        .output()
+        .with_context(|| format!("running {} {}", program.display(), args.join(" ")))
+}
+
+fn text(out: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+/// Plain HTTP/1.0 GET (the metrics endpoint), retried while the server starts.
 async fn http_get(addr: &str, path: &str) -> Result<String> {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let mut last = None;

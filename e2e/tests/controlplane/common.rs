@@ -11,30 +11,35 @@ use kube::api::{ListParams, PostParams};
 use lakeform_e2e::{TestContext, describe, has_condition, wait_for};
 use serde_json::json;
 
-/// The image our Jobs use; the pod runner runs the local `lakeform` binary for it.
-pub const LAKEFORM_IMAGE: &str = "ghcr.io/lakeform/lakeform:dev";
-
-/// How long a Job that runs a quick `lakeform` command may take through the pod runner and the
-/// Job controller.
+/// How long a Job that runs a quick `lakeform` command may take through the Job controller, the
+/// scheduler and the node.
 pub const JOB_TIMEOUT: Duration = Duration::from_secs(90);
 
-/// The pod template of a lakeform Job: labelled so the pod runner picks it up.
-pub fn lakeform_pod_template(command: &[&str]) -> serde_json::Value {
+/// The pod template of a Job running `command` in the lakeform image built from the commit under
+/// test (never pulled: `e2e/run` imported it into the node's containerd).
+pub fn lakeform_pod_template(ctx: &TestContext, command: &[&str]) -> serde_json::Value {
     json!({
         "metadata": { "labels": { "app.kubernetes.io/managed-by": "lakeform" } },
         "spec": {
             "restartPolicy": "Never",
             "containers": [{
                 "name": "main",
-                "image": LAKEFORM_IMAGE,
+                "image": ctx.env.image,
+                "imagePullPolicy": "Never",
                 "command": command,
+                "terminationMessagePolicy": "FallbackToLogsOnError",
             }],
         },
     })
 }
 
 /// A Job running `command` with the lakeform image.
-pub fn lakeform_job(name: &str, command: &[&str], backoff_limit: i32) -> Result<Job> {
+pub fn lakeform_job(
+    ctx: &TestContext,
+    name: &str,
+    command: &[&str],
+    backoff_limit: i32,
+) -> Result<Job> {
     serde_json::from_value(json!({
         "apiVersion": "batch/v1",
         "kind": "Job",
@@ -44,7 +49,7 @@ pub fn lakeform_job(name: &str, command: &[&str], backoff_limit: i32) -> Result<
         },
         "spec": {
             "backoffLimit": backoff_limit,
-            "template": lakeform_pod_template(command),
+            "template": lakeform_pod_template(ctx, command),
         },
     }))
     .context("building the Job")
@@ -98,7 +103,7 @@ pub async fn job_report(ctx: &TestContext, job: &str) -> String {
         ),
         Ok(pods) => {
             for pod in pods {
-                out.push_str(&pod_report(ctx, &pod));
+                out.push_str(&pod_report(ctx, &pod).await);
             }
         }
         Err(err) => out.push_str(&format!("{err:#}\n")),
@@ -106,8 +111,8 @@ pub async fn job_report(ctx: &TestContext, job: &str) -> String {
     out
 }
 
-/// A Pod's status and the tail of each container log the pod runner wrote.
-pub fn pod_report(ctx: &TestContext, pod: &Pod) -> String {
+/// A Pod's status and the tail of each container's log.
+pub async fn pod_report(ctx: &TestContext, pod: &Pod) -> String {
     let name = pod.metadata.name.clone().unwrap_or_default();
     let mut out = format!("Pod {name}:\n{}\n", describe(pod));
     if pod
@@ -117,19 +122,18 @@ pub fn pod_report(ctx: &TestContext, pod: &Pod) -> String {
         .is_none()
     {
         out.push_str(
-            "the Pod is not bound to a node: is the pod runner running? (log: \
-             $LAKEFORM_CACHE/logs/pod-runner.log)\n",
+            "the Pod is not bound to a node: is kube-scheduler running? (log: \
+             $LAKEFORM_CACHE/logs/kube-scheduler.log)\n",
         );
     }
     for c in pod.spec.iter().flat_map(|s| s.containers.iter()) {
-        let path = ctx.env.pod_log(&ctx.ns, &name, &c.name);
-        match std::fs::read_to_string(&path) {
+        match ctx.pod_log(&name, &c.name).await {
             Ok(text) => {
                 let lines: Vec<&str> = text.lines().collect();
                 let tail = lines[lines.len().saturating_sub(20)..].join("\n");
-                out.push_str(&format!("log {} (tail):\n{tail}\n", path.display()));
+                out.push_str(&format!("log of {} (tail):\n{tail}\n", c.name));
             }
-            Err(err) => out.push_str(&format!("log {}: {err}\n", path.display())),
+            Err(err) => out.push_str(&format!("{err:#}\n")),
         }
     }
     out
@@ -159,15 +163,4 @@ pub async fn only_pod(ctx: &TestContext, job: &str) -> Result<Pod> {
         );
     }
     Ok(pods.remove(0))
-}
-
-/// The log file the pod runner wrote for a container.
-pub fn read_pod_log(ctx: &TestContext, pod: &str, container: &str) -> Result<String> {
-    let path = ctx.env.pod_log(&ctx.ns, pod, container);
-    std::fs::read_to_string(&path).with_context(|| {
-        format!(
-            "reading the container log {} the pod runner should have written",
-            path.display()
-        )
-    })
 }

@@ -1,4 +1,4 @@
-//! Jobs and CronJobs through the real controllers, with the pod runner as kubelet.
+//! Jobs and CronJobs through the real controllers, run as containers on the real node.
 
 use std::{collections::BTreeMap, time::Duration};
 
@@ -12,15 +12,15 @@ use lakeform_e2e::{TestContext, describe, has_condition, wait_for, wait_for_any}
 use serde_json::json;
 
 use super::common::{
-    job_report, lakeform_job, lakeform_pod_template, only_pod, read_pod_log, run_job, terminated,
+    job_report, lakeform_job, lakeform_pod_template, only_pod, run_job, terminated,
 };
 
 #[tokio::test]
 async fn job_with_the_lakeform_image_completes() -> Result<()> {
     let ctx = TestContext::new("job-complete").await?;
-    ctx.require_pod_runner().await?;
+    ctx.require_node().await?;
 
-    let job = run_job(&ctx, &lakeform_job("version", &["lakeform", "version"], 0)?).await?;
+    let job = run_job(&ctx, &lakeform_job(&ctx, "version", &["lakeform", "version"], 0)?).await?;
     ensure!(
         has_condition(&job, "Complete"),
         "the Job did not complete:\n{}",
@@ -40,9 +40,9 @@ async fn job_with_the_lakeform_image_completes() -> Result<()> {
         "the Pod should be Succeeded, is {phase:?}"
     );
     ensure!(
-        pod.spec.as_ref().and_then(|s| s.node_name.as_deref())
-            == Some(lakeform_e2e::POD_RUNNER_NODE),
-        "the Pod should be bound to the pod runner's Node"
+        pod.spec.as_ref().and_then(|s| s.node_name.as_deref()) == Some(ctx.env.node_name.as_str()),
+        "the Pod should be bound to the node {}",
+        ctx.env.node_name
     );
     let state = terminated(&pod).context("the container has no terminated state")?;
     ensure!(
@@ -51,7 +51,7 @@ async fn job_with_the_lakeform_image_completes() -> Result<()> {
         state.exit_code,
         state.reason
     );
-    let log = read_pod_log(&ctx, &pod_name, "main")?;
+    let log = ctx.pod_log(&pod_name, "main").await?;
     let expected = format!("lakeform {}", env!("CARGO_PKG_VERSION"));
     ensure!(
         log.contains(&expected),
@@ -63,11 +63,11 @@ async fn job_with_the_lakeform_image_completes() -> Result<()> {
 #[tokio::test]
 async fn failing_command_fails_the_job_with_its_exit_code() -> Result<()> {
     let ctx = TestContext::new("job-failed").await?;
-    ctx.require_pod_runner().await?;
+    ctx.require_node().await?;
 
     let job = run_job(
         &ctx,
-        &lakeform_job("bad", &["lakeform", "no-such-subcommand"], 0)?,
+        &lakeform_job(&ctx, "bad", &["lakeform", "no-such-subcommand"], 0)?,
     )
     .await?;
     ensure!(
@@ -96,7 +96,8 @@ async fn failing_command_fails_the_job_with_its_exit_code() -> Result<()> {
     let message = state.message.unwrap_or_default();
     ensure!(
         message.contains("no-such-subcommand"),
-        "the termination message should carry the end of stderr, it is {message:?}"
+        "the termination message should carry the end of the log \
+         (terminationMessagePolicy FallbackToLogsOnError), it is {message:?}"
     );
     Ok(())
 }
@@ -104,7 +105,7 @@ async fn failing_command_fails_the_job_with_its_exit_code() -> Result<()> {
 #[tokio::test]
 async fn cronjob_every_minute_gets_a_job() -> Result<()> {
     let ctx = TestContext::new("cronjob").await?;
-    ctx.require_pod_runner().await?;
+    ctx.require_node().await?;
 
     let cron: CronJob = serde_json::from_value(json!({
         "apiVersion": "batch/v1",
@@ -116,7 +117,7 @@ async fn cronjob_every_minute_gets_a_job() -> Result<()> {
             "jobTemplate": {
                 "spec": {
                     "backoffLimit": 0,
-                    "template": lakeform_pod_template(&["lakeform", "version"]),
+                    "template": lakeform_pod_template(&ctx, &["lakeform", "version"]),
                 },
             },
         },
@@ -156,7 +157,7 @@ async fn cronjob_every_minute_gets_a_job() -> Result<()> {
         started.elapsed().as_secs_f64()
     );
 
-    // And that Job runs to completion through the pod runner.
+    // And that Job runs to completion on the node.
     let done = wait_for(
         &jobs,
         &name,
@@ -180,7 +181,7 @@ async fn cronjob_every_minute_gets_a_job() -> Result<()> {
 #[tokio::test]
 async fn secret_and_configmap_env_reach_the_process() -> Result<()> {
     let ctx = TestContext::new("job-env").await?;
-    ctx.require_pod_runner().await?;
+    ctx.require_node().await?;
 
     let secret: Secret = serde_json::from_value(json!({
         "metadata": { "name": "creds" },
@@ -207,11 +208,11 @@ async fn secret_and_configmap_env_reach_the_process() -> Result<()> {
         "OPTIONAL_MISSING",
         "LAKEFORM_S3_SECRET_KEY",
         "KUBECONFIG",
-        "HOME",
+        "KUBERNETES_SERVICE_HOST",
     ];
     let mut command = vec!["lakeform", "debug", "env"];
     command.extend(names);
-    let mut job = lakeform_job("env", &command, 0)?;
+    let mut job = lakeform_job(&ctx, "env", &command, 0)?;
     let container = job
         .spec
         .as_mut()
@@ -238,7 +239,7 @@ async fn secret_and_configmap_env_reach_the_process() -> Result<()> {
     );
     let pod = only_pod(&ctx, "env").await?;
     let pod_name = pod.metadata.name.clone().unwrap_or_default();
-    let log = read_pod_log(&ctx, &pod_name, "main")?;
+    let log = ctx.pod_log(&pod_name, "main").await?;
     let got: BTreeMap<&str, &str> = log.lines().filter_map(|l| l.split_once('=')).collect();
     let expect = |name: &str, value: &str| -> Result<()> {
         let seen = got.get(name).copied();
@@ -256,69 +257,60 @@ async fn secret_and_configmap_env_reach_the_process() -> Result<()> {
     expect("POD_NAME", &pod_name)?;
     expect("POD_NAMESPACE", &ctx.ns)?;
     expect("OPTIONAL_MISSING", "")?;
-    // A clean environment: nothing of the pod runner's own environment leaks in …
+    // A clean environment: nothing of the host's environment leaks in …
     expect("LAKEFORM_S3_SECRET_KEY", "")?;
-    // … and credentials are the Pod's service account's, not the admin kubeconfig.
-    let kubeconfig = got.get("KUBECONFIG").copied().unwrap_or_default();
-    ensure!(
-        !kubeconfig.is_empty() && kubeconfig != ctx.env.kubeconfig.to_string_lossy(),
-        "KUBECONFIG in the process should be the Pod's own service-account kubeconfig, is \
-         {kubeconfig:?}"
-    );
+    expect("KUBECONFIG", "")?;
+    // … and the API server is reached in-cluster, through the `kubernetes` Service.
+    expect("KUBERNETES_SERVICE_HOST", "10.0.0.1")?;
     Ok(())
 }
 
 #[tokio::test]
-async fn pod_with_another_image_fails_as_unsupported() -> Result<()> {
-    let ctx = TestContext::new("unsupported").await?;
-    ctx.require_pod_runner().await?;
+async fn image_that_is_not_on_the_node_is_reported_not_pulled() -> Result<()> {
+    let ctx = TestContext::new("never-pull").await?;
+    ctx.require_node().await?;
 
+    // No registry is reachable: an image that is not on the node with `Never` must surface as
+    // the kubelet's ErrImageNeverPull, and nothing may start.
     let pod: Pod = serde_json::from_value(json!({
-        "metadata": {
-            "name": "busybox",
-            "labels": { "app.kubernetes.io/managed-by": "lakeform" },
-        },
+        "metadata": { "name": "absent" },
         "spec": {
             "restartPolicy": "Never",
-            "containers": [{ "name": "sh", "image": "busybox:1.36", "command": ["sh", "-c", "true"] }],
+            "containers": [{
+                "name": "main",
+                "image": "ghcr.io/lakeform/no-such-image:0.0.0",
+                "imagePullPolicy": "Never",
+            }],
         },
     }))?;
     let pods = ctx.api::<Pod>();
     pods.create(&PostParams::default(), &pod).await?;
+    let waiting_reason = |p: &Pod| -> Option<String> {
+        p.status
+            .as_ref()?
+            .container_statuses
+            .as_ref()?
+            .first()?
+            .state
+            .as_ref()?
+            .waiting
+            .as_ref()?
+            .reason
+            .clone()
+    };
     let pod = wait_for(
         &pods,
-        "busybox",
-        "the Pod to fail",
+        "absent",
+        "the container to wait with reason ErrImageNeverPull",
         Duration::from_secs(60),
-        |p: Option<&Pod>| {
-            p.and_then(|p| p.status.as_ref())
-                .and_then(|s| s.phase.as_deref())
-                .is_some_and(|phase| phase == "Failed" || phase == "Succeeded")
-        },
+        |p: Option<&Pod>| p.and_then(waiting_reason).as_deref() == Some("ErrImageNeverPull"),
     )
     .await?;
-    let status = pod.status.clone().unwrap_or_default();
+    let phase = pod.status.as_ref().and_then(|s| s.phase.clone());
     ensure!(
-        status.phase.as_deref() == Some("Failed")
-            && status.reason.as_deref() == Some("UnsupportedImage"),
-        "expected phase Failed with reason UnsupportedImage:\n{}",
+        phase.as_deref() == Some("Pending"),
+        "the Pod should stay Pending, is {phase:?}:\n{}",
         describe(&pod)
-    );
-    let message = status.message.unwrap_or_default();
-    ensure!(
-        message.contains("only runs the lakeform image") && message.contains("busybox:1.36"),
-        "the message should say why: {message:?}"
-    );
-    // Nothing ran: the container never reached running or terminated.
-    let state = status
-        .container_statuses
-        .unwrap_or_default()
-        .first()
-        .and_then(|c| c.state.clone())
-        .unwrap_or_default();
-    ensure!(
-        state.running.is_none() && state.terminated.is_none(),
-        "the busybox container must not be reported as started: {state:?}"
     );
     Ok(())
 }

@@ -1,5 +1,5 @@
 //! The local control plane itself: the real Job, CronJob and garbage-collector controllers with
-//! the pod runner as kubelet, and the API server's validation of our CRDs.
+//! Jobs running as containers on the real node, and the API server's validation of our CRDs.
 
 pub mod common;
 mod gc;

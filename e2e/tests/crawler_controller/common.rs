@@ -197,8 +197,8 @@ pub async fn cleanup(ctx: &TestContext, lake_name: &str) {
 /// What a staged scenario needs besides a namespace, a catalog and an operator.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Needs {
-    /// The pod runner (the scenario runs Jobs).
-    pub pod_runner: bool,
+    /// The node (the scenario runs Jobs).
+    pub jobs: bool,
     /// The operator's bucket-notification receiver (such tests take turns).
     pub events: bool,
 }
@@ -221,8 +221,8 @@ pub async fn staged(
         false => None,
     };
     let ctx = TestContext::new(prefix).await?;
-    if needs.pod_runner {
-        ctx.require_pod_runner().await?;
+    if needs.jobs {
+        ctx.require_node().await?;
     }
     let server = catalog(&ctx).await?;
     let (lake_name, database) = names(&ctx, short);

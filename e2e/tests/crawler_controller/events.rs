@@ -24,7 +24,7 @@ async fn five_notified_objects_start_exactly_one_crawl_of_those_keys() -> Result
         "crawlctl-events",
         "ce",
         Needs {
-            pod_runner: true,
+            jobs: true,
             events: true,
         },
         scenario,

@@ -1,5 +1,5 @@
 //! The Crawler controller (issue 8) against the real API server, CronJob and Job controllers,
-//! the pod runner, MinIO and the REST catalog, with the real `lakeform run` operator.
+//! the real node, MinIO and the REST catalog, with the real `lakeform run` operator.
 //! `e2e/run crawler-controller` selects these.
 
 pub mod common;

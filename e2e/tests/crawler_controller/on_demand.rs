@@ -66,7 +66,7 @@ async fn on_demand_token_starts_exactly_one_job() -> Result<()> {
         "crawlctl-demand",
         "cd",
         Needs {
-            pod_runner: true,
+            jobs: true,
             ..Needs::default()
         },
         scenario,
@@ -92,7 +92,7 @@ async fn scenario(ctx: &TestContext, catalog: &str, lake_name: &str, database: &
     );
     ensure!(crawler_jobs(ctx, "orders").await?.is_empty());
 
-    // token t1: one Job, recorded, run to completion by the pod runner
+    // token t1: one Job, recorded, run to completion on the node
     annotate(ctx, "orders", json!({"lakeform.dev/run": "t1"})).await?;
     let c = wait_run(ctx, "t1").await?;
     let jobs = crawler_jobs(ctx, "orders").await?;

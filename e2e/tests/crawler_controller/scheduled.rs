@@ -1,5 +1,5 @@
 //! A crawler with a one-minute schedule: the operator's CronJob is run by the real CronJob
-//! controller, the pod runner runs its Job with the crawler's ServiceAccount, the crawl writes
+//! controller, the node runs its Job with the crawler's ServiceAccount, the crawl writes
 //! its report into the Crawler's status and PyIceberg reads the tables back.
 
 use std::time::{Duration, Instant};
@@ -25,7 +25,7 @@ const FIRST_RUN: Duration = Duration::from_secs(180);
 async fn scheduled_crawl_runs_in_a_cronjob_job_and_reports_into_status() -> Result<()> {
     lake::install_rustls_provider();
     let ctx = TestContext::new("crawlctl-sched").await?;
-    ctx.require_pod_runner().await?;
+    ctx.require_node().await?;
     let server = catalog(&ctx).await?;
     let (lake_name, database) = names(&ctx, "cs");
     let mut op = Operator::start(&ctx, "3s")?;
@@ -68,7 +68,7 @@ async fn scenario(
         .context("pod spec")?;
     ensure!(pod.service_account_name.as_deref() == Some("sales-crawler"));
 
-    // the real CronJob controller starts a Job at the next minute; the pod runner runs it
+    // the real CronJob controller starts a Job at the next minute; the node runs it
     let started = Instant::now();
     let api = ctx.api::<Crawler>();
     let mut saw_running = false;

@@ -18,7 +18,7 @@ async fn a_finished_run_starts_the_workflows_triggered_after_it() -> Result<()> 
         "wf-chain",
         "wh",
         Needs {
-            pod_runner: true,
+            jobs: true,
             ..Needs::default()
         },
         scenario,

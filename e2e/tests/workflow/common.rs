@@ -12,11 +12,12 @@ use lakeform_e2e::{TestContext, wait_for};
 /// How long a run may take.
 pub const RUN: Duration = Duration::from_secs(150);
 
-/// A container step running the lakeform image (which the pod runner runs) with `args`.
+/// A container step running the lakeform image under test with `args`.
 pub fn lakeform_step(name: &str, extra: &str, args: &[&str]) -> String {
     let quoted: Vec<String> = args.iter().map(|a| format!("{a:?}")).collect();
     format!(
-        "    - name: {name}\n{extra}      container:\n        image: ghcr.io/lakeform/lakeform:0.1.0\n        command: [lakeform, {}]\n",
+        "    - name: {name}\n{extra}      container:\n        image: {}\n        command: [lakeform, {}]\n",
+        lakeform_e2e::env::e2e_image(),
         quoted.join(", ")
     )
 }

@@ -8,7 +8,7 @@ use lakeform_api::workflow_run::Phase;
 use lakeform_e2e::{TestContext, lake, wait_for};
 
 use super::common::{lakeform_step, run_jobs, run_yaml, step, wait_finished};
-use crate::controlplane::common::{only_pod, read_pod_log};
+use crate::controlplane::common::only_pod;
 use crate::crawler_controller::common::{
     Needs, command, crawler_yaml, csv, pyiceberg_rows, ready_lake, staged, wait_ready_is,
 };
@@ -20,7 +20,7 @@ async fn dag_run_passes_identity_and_parameters_and_crawls() -> Result<()> {
         "wf-dag",
         "wd",
         Needs {
-            pod_runner: true,
+            jobs: true,
             ..Needs::default()
         },
         scenario,
@@ -112,7 +112,7 @@ spec:
 
     // the container saw the run's identity, merged parameters and the lake's connection
     let pod = only_pod(ctx, "etl-1-announce-1").await?;
-    let log = read_pod_log(ctx, &pod.metadata.name.clone().unwrap_or_default(), "step")?;
+    let log = ctx.pod_log(&pod.metadata.name.clone().unwrap_or_default(), "step").await?;
     for want in [
         "LAKEFORM_WORKFLOW=etl",
         "LAKEFORM_RUN_ID=etl-1",

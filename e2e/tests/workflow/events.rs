@@ -12,7 +12,7 @@ use lakeform_api::workflow_run::{Phase, WorkflowRun};
 use lakeform_e2e::{TestContext, lake};
 
 use super::common::{RUN, lakeform_step, step, wait_finished, wait_ready_reason};
-use crate::controlplane::common::{only_pod, read_pod_log};
+use crate::controlplane::common::only_pod;
 use crate::crawler_controller::common::{
     Needs, crawler_yaml, csv, pyiceberg_rows, ready_lake, staged, wait_ready_is,
 };
@@ -24,7 +24,7 @@ async fn three_notified_objects_start_one_run_that_crawls_them() -> Result<()> {
         "wf-events",
         "we",
         Needs {
-            pod_runner: true,
+            jobs: true,
             events: true,
         },
         scenario,
@@ -154,7 +154,7 @@ spec:
         cm.metadata.owner_references
     );
     let pod = only_pod(ctx, &format!("{name}-announce-1")).await?;
-    let log = read_pod_log(ctx, &pod.metadata.name.clone().unwrap_or_default(), "step")?;
+    let log = ctx.pod_log(&pod.metadata.name.clone().unwrap_or_default(), "step").await?;
     ensure!(
         keys.iter().all(|k| log.contains(k.as_str())),
         "the step saw the keys:\n{log}"

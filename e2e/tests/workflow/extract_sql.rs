@@ -15,7 +15,7 @@ use lakeform_e2e::{TestContext, lake, wait_for};
 use tokio_postgres::{Client, NoTls};
 
 use super::common::{RUN, run_yaml, step, wait_finished, wait_ready_reason};
-use crate::controlplane::common::{only_pod, read_pod_log};
+use crate::controlplane::common::only_pod;
 use crate::crawler_controller::common::{
     Needs, crawler_yaml, csv, ready_lake, staged, wait_ready_is,
 };
@@ -27,7 +27,7 @@ async fn extract_join_crawl_dag_with_bookmarks() -> Result<()> {
         "wf-extract",
         "wx",
         Needs {
-            pod_runner: true,
+            jobs: true,
             ..Needs::default()
         },
         scenario,
@@ -131,7 +131,7 @@ fn extract_report(log: &str) -> Result<serde_json::Value> {
 
 async fn step_log(ctx: &TestContext, job: &str) -> Result<String> {
     let pod = only_pod(ctx, job).await?;
-    read_pod_log(ctx, &pod.metadata.name.clone().unwrap_or_default(), "step")
+    ctx.pod_log(&pod.metadata.name.clone().unwrap_or_default(), "step").await
 }
 
 fn table_report<'a>(report: &'a serde_json::Value, source: &str) -> Result<&'a serde_json::Value> {

@@ -20,7 +20,7 @@ async fn forbid_skips_fires_while_a_run_is_active() -> Result<()> {
         "wf-forbid",
         "wf",
         Needs {
-            pod_runner: true,
+            jobs: true,
             ..Needs::default()
         },
         scenario,

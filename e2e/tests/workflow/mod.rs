@@ -1,6 +1,6 @@
 //! Workflows and WorkflowRuns (issue 9): the DAG engine with crawl, container, extract, sql and
 //! spark steps; on-demand, cron, event and afterWorkflow triggers; bookmarks — against the real
-//! API server, Job and garbage collector controllers, the pod runner, MinIO, PostgreSQL and the
+//! API server, Job and garbage collector controllers, the real node, MinIO, PostgreSQL and the
 //! REST catalog, with the real operator.
 //! `e2e/run workflow` selects these.
 

@@ -16,7 +16,7 @@ async fn failing_step_retries_then_resume_reruns_only_the_failed_branch() -> Res
         "wf-retry",
         "wr",
         Needs {
-            pod_runner: true,
+            jobs: true,
             ..Needs::default()
         },
         scenario,

@@ -24,7 +24,7 @@ async fn cron_trigger_runs_on_schedule_and_history_is_trimmed() -> Result<()> {
         "wf-cron",
         "wc",
         Needs {
-            pod_runner: true,
+            jobs: true,
             ..Needs::default()
         },
         scenario,
