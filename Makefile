@@ -6,8 +6,10 @@ export LAKEFORM_CACHE
 export CARGO_TARGET_DIR ?= $(LAKEFORM_CACHE)/target
 # Extra arguments for e2e/run, e.g. `make e2e FILTER=controlplane`.
 FILTER ?=
+# Extra arguments for images/build, e.g. `make image IMAGE_ARGS="--tag dev --import"`.
+IMAGE_ARGS ?=
 
-.PHONY: test lint unit crds e2e-setup e2e quickstart
+.PHONY: test lint unit crds image e2e-setup e2e quickstart
 
 ## test: everything — formatting, lints, unit tests, then the e2e suite on the local control plane.
 test: lint unit e2e
@@ -21,9 +23,17 @@ lint:
 unit:
 	cargo test --workspace --locked --exclude lakeform-e2e
 
-## crds: regenerate crds/ from the API types.
+## crds: regenerate crds/ from the API types, and the Helm chart's copy (charts/lakeform/crds/).
 crds:
 	cargo run -q -p lakeform-operator -- crds --out crds
+	rm -f charts/lakeform/crds/*.yaml
+	mkdir -p charts/lakeform/crds
+	cp crds/*.yaml charts/lakeform/crds/
+
+## image: the container image ghcr.io/lakeform/lakeform:<version> from the release binary,
+## offline with buildah (images/build; needs root). `cargo build --release` first.
+image:
+	images/build $(IMAGE_ARGS)
 
 ## e2e-setup: build/fetch etcd, kube-apiserver, kube-controller-manager, kubectl, MinIO, the
 ## Iceberg REST catalog and the Python clients into $(LAKEFORM_CACHE) (idempotent).

@@ -8,7 +8,7 @@ use clap::{Parser, Subcommand};
 
 /// lakeform — Lake Formation for Kubernetes.
 #[derive(Parser, Debug)]
-#[command(name = "lakeform", version, about)]
+#[command(name = "lakeform", version = VERSION, about)]
 pub struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -118,9 +118,15 @@ struct RunArgs {
     /// Kubeconfig file. Default: in-cluster configuration, or `KUBECONFIG`.
     #[arg(long, env = "KUBECONFIG")]
     kubeconfig: Option<PathBuf>,
-    /// Watch only this namespace (default: all namespaces).
-    #[arg(long, env = "LAKEFORM_WATCH_NAMESPACE")]
-    namespace: Option<String>,
+    /// Watch only these namespaces: repeat the flag or separate them with commas (default: all
+    /// namespaces).
+    #[arg(
+        long = "namespace",
+        value_name = "NAMESPACE",
+        env = "LAKEFORM_WATCH_NAMESPACE",
+        value_delimiter = ','
+    )]
+    namespaces: Vec<String>,
     /// Address of the /metrics, /healthz and /readyz endpoints.
     #[arg(long, default_value = "0.0.0.0:8080")]
     metrics_address: std::net::SocketAddr,
@@ -165,7 +171,18 @@ struct RunArgs {
     events_url: Option<String>,
 }
 
-/// The worker image of this release.
+/// The version and the git revision this binary was built from (see `build.rs`), e.g.
+/// `0.1.0 (revision 563b59b…)`; `lakeform version` and `--version` print it after the name,
+/// and images/build reads it back for the image's labels.
+const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (revision ",
+    env!("LAKEFORM_REVISION"),
+    ")"
+);
+
+/// The worker image of this release: the tag images/build gives the image by default (the
+/// workspace version).
 const DEFAULT_WORKER_IMAGE: &str = concat!("ghcr.io/lakeform/lakeform:", env!("CARGO_PKG_VERSION"));
 
 fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
@@ -194,7 +211,7 @@ fn run_operator(args: RunArgs) -> anyhow::Result<()> {
     });
     let opts = crate::controller::RunOptions {
         kubeconfig: args.kubeconfig,
-        namespace: args.namespace,
+        namespaces: args.namespaces,
         metrics_address: args.metrics_address,
         resync: args.resync,
         lease: (!args.no_leader_election).then_some((args.lease_namespace, args.lease_name)),
@@ -232,7 +249,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             command: WorkflowCommand::Runs(args),
         } => block_on(workflow_runs(args)),
         Command::Version => {
-            println!("lakeform {}", env!("CARGO_PKG_VERSION"));
+            println!("lakeform {VERSION}");
             Ok(())
         }
         Command::Debug {
@@ -412,4 +429,57 @@ fn crds(out: Option<PathBuf>) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::{Cli, Command};
+
+    fn watched(args: &[&str]) -> Vec<String> {
+        let cli = Cli::try_parse_from(args).expect("parses");
+        match cli.command {
+            Command::Run(run) => run.namespaces,
+            other => panic!("expected `run`, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn namespaces_are_comma_separated_or_repeated() {
+        assert!(watched(&["lakeform", "run"]).is_empty());
+        assert_eq!(
+            watched(&["lakeform", "run", "--namespace", "a,b"]),
+            ["a", "b"]
+        );
+        assert_eq!(
+            watched(&["lakeform", "run", "--namespace", "a", "--namespace", "b"]),
+            ["a", "b"]
+        );
+    }
+
+    #[test]
+    fn version_names_the_release_and_the_revision() {
+        let version = super::VERSION;
+        let revision = version
+            .strip_prefix(concat!(env!("CARGO_PKG_VERSION"), " (revision "))
+            .and_then(|rest| rest.strip_suffix(')'))
+            .expect("`<version> (revision <rev>)`");
+        assert!(
+            !revision.is_empty() && !revision.contains(' '),
+            "{revision:?}"
+        );
+        // `--version` prints the same line as `lakeform version`.
+        let err = Cli::try_parse_from(["lakeform", "--version"]).expect_err("prints the version");
+        assert_eq!(err.to_string().trim_end(), format!("lakeform {version}"));
+    }
+
+    #[test]
+    fn default_worker_image_is_the_tag_images_build_uses() {
+        // images/build tags `ghcr.io/lakeform/lakeform:<workspace version>` by default.
+        assert_eq!(
+            super::DEFAULT_WORKER_IMAGE,
+            format!("ghcr.io/lakeform/lakeform:{}", env!("CARGO_PKG_VERSION"))
+        );
+    }
 }

@@ -10,6 +10,8 @@ pub mod metrics;
 pub mod workflow;
 pub mod workflow_run;
 
+use std::collections::BTreeSet;
+use std::future::Future;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -20,6 +22,7 @@ use anyhow::Context as _;
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::runtime::events::{Recorder, Reporter};
 use kube::{Client, Config};
+use tokio::task::JoinHandle;
 
 use self::context::Context;
 use self::leader::Election;
@@ -30,8 +33,8 @@ use self::metrics::Metrics;
 pub struct RunOptions {
     /// Kubeconfig file; unset: in-cluster config or `KUBECONFIG`.
     pub kubeconfig: Option<PathBuf>,
-    /// Watch only this namespace; unset: all namespaces.
-    pub namespace: Option<String>,
+    /// Watch only these namespaces; empty: all namespaces.
+    pub namespaces: Vec<String>,
     /// Address of /metrics, /healthz, /readyz.
     pub metrics_address: SocketAddr,
     /// Resync interval of healthy objects.
@@ -87,6 +90,33 @@ async fn shutdown_signal() {
     tracing::info!("shutdown requested");
 }
 
+/// Where each controller runs: one scope per watched namespace (listed once, blanks ignored),
+/// or all namespaces (`None`) when none is listed. A kube-runtime watcher sees one namespace or
+/// all of them, so watching a list means one controller per namespace; they share the context.
+fn scopes(namespaces: &[String]) -> Vec<Option<String>> {
+    let listed: BTreeSet<&str> = namespaces
+        .iter()
+        .map(|ns| ns.trim())
+        .filter(|ns| !ns.is_empty())
+        .collect();
+    if listed.is_empty() {
+        return vec![None];
+    }
+    listed.into_iter().map(|ns| Some(ns.to_string())).collect()
+}
+
+/// Spawn one task that runs `controller` in every scope and ends when they all have.
+fn spawn_per_scope<F, Fut>(scopes: &[Option<String>], controller: F) -> JoinHandle<()>
+where
+    F: Fn(Option<String>) -> Fut,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    let runs: Vec<Fut> = scopes.iter().cloned().map(controller).collect();
+    tokio::spawn(async move {
+        futures::future::join_all(runs).await;
+    })
+}
+
 /// Run the operator until SIGTERM/SIGINT (or until leadership is lost, which is an error).
 pub async fn run(opts: RunOptions) -> anyhow::Result<()> {
     let client = client(opts.kubeconfig.as_ref()).await?;
@@ -139,11 +169,8 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<()> {
             let _ = rx.wait_for(|s| *s).await;
         }
     };
-    let datalakes = tokio::spawn(datalake::run(
-        ctx.clone(),
-        opts.namespace.clone(),
-        stopped(),
-    ));
+    let scopes = scopes(&opts.namespaces);
+    let datalakes = spawn_per_scope(&scopes, |ns| datalake::run(ctx.clone(), ns, stopped()));
     let subscriptions = Arc::new(crawler::events::Subscriptions::default());
     let receiver = match opts.events_address {
         Some(addr) => {
@@ -158,30 +185,28 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<()> {
         }
         None => None,
     };
-    let workflows = tokio::spawn(workflow::run(
-        ctx.clone(),
-        workflow::events::Events {
+    let events_target = opts.events_address.map(|_| opts.events_target.clone());
+    let workflows = spawn_per_scope(&scopes, |ns| {
+        let events = workflow::events::Events {
             subscriptions: subscriptions.clone(),
-            target: opts.events_address.map(|_| opts.events_target.clone()),
+            target: events_target.clone(),
             image: opts.worker_image.clone(),
-        },
-        opts.namespace.clone(),
-        stopped(),
-    ));
-    let workflow_runs = tokio::spawn(workflow_run::run(
-        ctx.clone(),
-        opts.worker_image.clone(),
-        opts.namespace.clone(),
-        stopped(),
-    ));
-    let crawlers = tokio::spawn(crawler::run(
-        ctx,
-        opts.worker_image.clone(),
-        subscriptions,
-        opts.events_address.map(|_| opts.events_target.clone()),
-        opts.namespace.clone(),
-        stopped(),
-    ));
+        };
+        workflow::run(ctx.clone(), events, ns, stopped())
+    });
+    let workflow_runs = spawn_per_scope(&scopes, |ns| {
+        workflow_run::run(ctx.clone(), opts.worker_image.clone(), ns, stopped())
+    });
+    let crawlers = spawn_per_scope(&scopes, |ns| {
+        crawler::run(
+            ctx.clone(),
+            opts.worker_image.clone(),
+            subscriptions.clone(),
+            events_target.clone(),
+            ns,
+            stopped(),
+        )
+    });
     let controllers = async {
         let _ = datalakes.await;
         let _ = crawlers.await;
@@ -207,4 +232,21 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<()> {
         r.abort();
     }
     result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::scopes;
+
+    #[test]
+    fn no_namespace_means_all_namespaces() {
+        assert_eq!(scopes(&[]), vec![None]);
+        assert_eq!(scopes(&[" ".into()]), vec![None]);
+    }
+
+    #[test]
+    fn each_listed_namespace_once() {
+        let listed = ["b".to_string(), "a".into(), "b".into(), "".into()];
+        assert_eq!(scopes(&listed), vec![Some("a".into()), Some("b".into())]);
+    }
 }
