@@ -6,9 +6,12 @@ use std::path::Path;
 
 use lakeform_api::crd;
 
-#[test]
-fn committed_crds_are_up_to_date() {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../crds");
+/// Assert that `folder` (relative to the repository root) holds exactly the files
+/// `lakeform crds` generates, each with the generated text.
+fn assert_holds_generated_crds(folder: &str) {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("..")
+        .join(folder);
     let mut expected = BTreeSet::new();
     for c in crd::all() {
         let name = crd::file_name(&c);
@@ -16,15 +19,29 @@ fn committed_crds_are_up_to_date() {
         let committed = std::fs::read_to_string(dir.join(&name)).unwrap_or_default();
         assert!(
             committed == generated,
-            "crds/{name} is out of date: run `cargo run -p lakeform-operator -- crds --out crds`"
+            "{folder}/{name} is out of date: run `make crds`"
         );
         expected.insert(name);
     }
     let present: BTreeSet<String> = std::fs::read_dir(&dir)
-        .expect("crds/ exists")
+        .unwrap_or_else(|e| panic!("{folder}/ is readable: {e}"))
         .filter_map(|e| e.ok().map(|e| e.file_name().to_string_lossy().to_string()))
         .collect();
-    assert_eq!(present, expected, "crds/ holds files no type generates");
+    assert_eq!(
+        present, expected,
+        "{folder}/ holds files no type generates (or misses some): run `make crds`"
+    );
+}
+
+#[test]
+fn committed_crds_are_up_to_date() {
+    assert_holds_generated_crds("crds");
+}
+
+/// Helm installs a chart's `crds/` before its templates: the chart must carry the same CRDs.
+#[test]
+fn chart_crds_are_up_to_date() {
+    assert_holds_generated_crds("charts/lakeform/crds");
 }
 
 #[test]

@@ -3,6 +3,8 @@
 //! control-plane tests.
 
 mod catalog;
+mod chart;
+mod cluster;
 mod controlplane;
 mod crawler;
 mod crawler_controller;
