@@ -86,8 +86,6 @@ impl Operator {
             "install".into(),
             RELEASE.into(),
             chart.display().to_string(),
-            "--namespace".into(),
-            self.ns.clone(),
             "--wait".into(),
             "--timeout".into(),
             format!("{}s", READY.as_secs()),
@@ -102,11 +100,12 @@ impl Operator {
         set("image.pullPolicy", "Never");
         set("watchNamespaces[0]", &self.ns);
         set("resync", resync);
-        set("logLevel", "info,lakeform=debug,kube=warn");
+        // helm splits --set values on commas
+        set("logLevel", r"info\,lakeform=debug\,kube=warn");
         if self.events {
-            set("events.enabled", "true");
             set("events.existingSecret", "e2e-events");
             set("events.service.clusterIP", EVENTS_SERVICE_IP);
+            args.extend(["--set".into(), "events.enabled=true".into()]);
         }
         Ok(args)
     }
@@ -143,7 +142,12 @@ impl Operator {
             .strip_prefix("containerd://")
             .with_context(|| format!("pod {pod} has no containerd container ({container:?})"))?;
         let ctr = Command::new("ctr")
-            .args(["--address", &self.env.containerd_sock, "--namespace", "k8s.io"])
+            .args([
+                "--address",
+                &self.env.containerd_sock,
+                "--namespace",
+                "k8s.io",
+            ])
             .args(["tasks", "kill", "--signal", "SIGKILL", id])
             .output()
             .context("running ctr tasks kill")?;
@@ -172,7 +176,11 @@ impl Operator {
             &format!("--timeout={}s", READY.as_secs()),
         ])?;
         if !out.status.success() {
-            bail!("the operator did not come back: {}\n{}", text(&out), self.report());
+            bail!(
+                "the operator did not come back: {}\n{}",
+                text(&out),
+                self.report()
+            );
         }
         self.metrics = self.metrics_address()?;
         Ok(())
@@ -212,7 +220,13 @@ impl Operator {
     fn pod_name(&self) -> Result<String> {
         let selector = format!("app.kubernetes.io/instance={RELEASE}");
         let name = self.jsonpath(
-            &["get", "pods", "-l", &selector, "--field-selector=status.phase!=Failed"],
+            &[
+                "get",
+                "pods",
+                "-l",
+                &selector,
+                "--field-selector=status.phase!=Failed",
+            ],
             "{.items[0].metadata.name}",
         )?;
         if name.is_empty() {
@@ -237,7 +251,14 @@ impl Operator {
         for args in [
             vec!["get", "pods", "-l", &selector, "-o", "wide"],
             vec!["logs", "-l", &selector, "--tail=40", "--prefix"],
-            vec!["logs", "-l", &selector, "--tail=40", "--prefix", "--previous"],
+            vec![
+                "logs",
+                "-l",
+                &selector,
+                "--tail=40",
+                "--prefix",
+                "--previous",
+            ],
             vec!["get", "events", "--sort-by=.lastTimestamp"],
         ] {
             match self.kubectl(&args) {
@@ -308,8 +329,9 @@ impl Drop for Operator {
 /// Run `program` (kubectl or helm) against the e2e cluster in namespace `ns`.
 fn run(program: &Path, env: &Env, ns: &str, args: &[&str]) -> Result<Output> {
     let mut cmd = Command::new(program);
+    cmd.args(["--namespace", ns]);
     if program.ends_with("kubectl") {
-        cmd.args(["--namespace", ns, "--request-timeout=30s"]);
+        cmd.arg("--request-timeout=30s");
     }
     cmd.args(args)
         .env("KUBECONFIG", &env.kubeconfig)

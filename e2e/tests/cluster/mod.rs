@@ -21,13 +21,9 @@ use lakeform_e2e::{TestContext, apply_yaml_str, describe, has_condition, wait_fo
 const START: Duration = Duration::from_secs(120);
 
 async fn apply(ctx: &TestContext, yaml: &str) -> Result<()> {
-    apply_yaml_str(
-        &ctx.client,
-        yaml,
-        &lakeform_e2e::ApplyOptions::new(&ctx.ns),
-    )
-    .await
-    .map(drop)
+    apply_yaml_str(&ctx.client, yaml, &lakeform_e2e::ApplyOptions::new(&ctx.ns))
+        .await
+        .map(drop)
 }
 
 /// A web server (busybox httpd) serving one page, with a readiness probe, behind Service `web`.
@@ -304,9 +300,7 @@ async fn volume_survives_a_new_pod(ctx: &TestContext) -> Result<()> {
                     && p.status
                         .as_ref()
                         .and_then(|s| s.conditions.as_ref())
-                        .is_some_and(|c| {
-                            c.iter().any(|c| c.type_ == "Ready" && c.status == "True")
-                        })
+                        .is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
             })
         },
     )
@@ -337,7 +331,7 @@ async fn pods_report(ctx: &TestContext) -> String {
         Ok(list) => list
             .items
             .iter()
-            .map(|p| describe(p))
+            .map(describe)
             .collect::<Vec<_>>()
             .join("\n"),
         Err(err) => format!("listing pods: {err}"),

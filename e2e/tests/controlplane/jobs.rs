@@ -20,7 +20,11 @@ async fn job_with_the_lakeform_image_completes() -> Result<()> {
     let ctx = TestContext::new("job-complete").await?;
     ctx.require_node().await?;
 
-    let job = run_job(&ctx, &lakeform_job(&ctx, "version", &["lakeform", "version"], 0)?).await?;
+    let job = run_job(
+        &ctx,
+        &lakeform_job(&ctx, "version", &["lakeform", "version"], 0)?,
+    )
+    .await?;
     ensure!(
         has_condition(&job, "Complete"),
         "the Job did not complete:\n{}",

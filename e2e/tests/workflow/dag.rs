@@ -112,7 +112,9 @@ spec:
 
     // the container saw the run's identity, merged parameters and the lake's connection
     let pod = only_pod(ctx, "etl-1-announce-1").await?;
-    let log = ctx.pod_log(&pod.metadata.name.clone().unwrap_or_default(), "step").await?;
+    let log = ctx
+        .pod_log(&pod.metadata.name.clone().unwrap_or_default(), "step")
+        .await?;
     for want in [
         "LAKEFORM_WORKFLOW=etl",
         "LAKEFORM_RUN_ID=etl-1",

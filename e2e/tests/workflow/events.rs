@@ -154,7 +154,9 @@ spec:
         cm.metadata.owner_references
     );
     let pod = only_pod(ctx, &format!("{name}-announce-1")).await?;
-    let log = ctx.pod_log(&pod.metadata.name.clone().unwrap_or_default(), "step").await?;
+    let log = ctx
+        .pod_log(&pod.metadata.name.clone().unwrap_or_default(), "step")
+        .await?;
     ensure!(
         keys.iter().all(|k| log.contains(k.as_str())),
         "the step saw the keys:\n{log}"

@@ -131,7 +131,8 @@ fn extract_report(log: &str) -> Result<serde_json::Value> {
 
 async fn step_log(ctx: &TestContext, job: &str) -> Result<String> {
     let pod = only_pod(ctx, job).await?;
-    ctx.pod_log(&pod.metadata.name.clone().unwrap_or_default(), "step").await
+    ctx.pod_log(&pod.metadata.name.clone().unwrap_or_default(), "step")
+        .await
 }
 
 fn table_report<'a>(report: &'a serde_json::Value, source: &str) -> Result<&'a serde_json::Value> {
