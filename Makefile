@@ -11,8 +11,9 @@ IMAGE_ARGS ?=
 
 .PHONY: test lint unit crds image e2e-setup e2e quickstart
 
-## test: everything — formatting, lints, unit tests, then the e2e suite on the local control plane.
-test: lint unit e2e
+## test: everything — formatting, lints, unit tests, the quickstart, then the e2e suite on the
+## local one-node cluster. The quickstart runs first and stays up: the suite must not mind it.
+test: lint unit quickstart e2e
 
 ## lint: rustfmt and clippy with warnings as errors.
 lint:
@@ -35,8 +36,9 @@ crds:
 image:
 	images/build $(IMAGE_ARGS)
 
-## e2e-setup: build/fetch etcd, kube-apiserver, kube-controller-manager, kubectl, MinIO, the
-## Iceberg REST catalog and the Python clients into $(LAKEFORM_CACHE) (idempotent).
+## e2e-setup: build/fetch the control plane, the node (kubelet, kube-proxy, kube-scheduler,
+## containerd, CoreDNS, local-path provisioner), Helm, MinIO, the Iceberg REST catalog and the
+## Python clients into $(LAKEFORM_CACHE) (idempotent).
 e2e-setup:
 	e2e/setup
 
@@ -44,6 +46,6 @@ e2e-setup:
 e2e: e2e-setup
 	e2e/run $(FILTER)
 
-## quickstart: the README's first command.
+## quickstart: the README's first command (its own e2e/setup and e2e/up).
 quickstart:
 	e2e/quickstart

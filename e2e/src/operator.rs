@@ -70,7 +70,7 @@ impl Operator {
                 op.report()
             );
         }
-        op.metrics = op.metrics_address()?;
+        op.wait_ready()?;
         Ok(op)
     }
 
@@ -86,9 +86,6 @@ impl Operator {
             "install".into(),
             RELEASE.into(),
             chart.display().to_string(),
-            "--wait".into(),
-            "--timeout".into(),
-            format!("{}s", READY.as_secs()),
         ];
         let mut set = |key: &str, value: &str| {
             args.push("--set-string".into());
@@ -169,21 +166,49 @@ impl Operator {
     /// Start it again after [`Operator::kill9`]; waits until the new pod is Ready.
     pub fn restart(&mut self) -> Result<()> {
         self.checked(&["scale", "deployment", RELEASE, "--replicas=1"])?;
-        let out = self.kubectl(&[
-            "rollout",
-            "status",
-            &format!("deployment/{RELEASE}"),
-            &format!("--timeout={}s", READY.as_secs()),
-        ])?;
-        if !out.status.success() {
-            bail!(
-                "the operator did not come back: {}\n{}",
-                text(&out),
-                self.report()
-            );
+        self.wait_ready()
+    }
+
+    /// Wait until the operator's pod is Ready (it leads), and fail at once — with its log —
+    /// when its container exits or cannot start, instead of letting the test time out.
+    fn wait_ready(&mut self) -> Result<()> {
+        let deadline = Instant::now() + READY;
+        let template = "{range .items[*]}{.metadata.name} \
+            {.status.containerStatuses[0].ready} \
+            {.status.containerStatuses[0].restartCount} \
+            {.status.containerStatuses[0].state.terminated.reason}\
+            {.status.containerStatuses[0].state.waiting.reason}{'\\n'}{end}";
+        let selector = format!("app.kubernetes.io/instance={RELEASE}");
+        loop {
+            let pods = self.jsonpath(&["get", "pods", "-l", &selector], template)?;
+            for line in pods.lines() {
+                let fields: Vec<&str> = line.split_whitespace().collect();
+                match fields.as_slice() {
+                    [_, "true", "0"] => {
+                        self.metrics = self.metrics_address()?;
+                        return Ok(());
+                    }
+                    [pod, _, restarts, reason @ ..]
+                        if *restarts != "0" || reason.iter().any(|r| fatal(r)) =>
+                    {
+                        bail!(
+                            "the operator's pod {pod} failed to start ({}, restarts: {restarts}):\n{}",
+                            reason.join(" "),
+                            self.report()
+                        )
+                    }
+                    _ => {}
+                }
+            }
+            if Instant::now() > deadline {
+                bail!(
+                    "the operator was not Ready after {}s:\n{}",
+                    READY.as_secs(),
+                    self.report()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(500));
         }
-        self.metrics = self.metrics_address()?;
-        Ok(())
     }
 
     /// Fails, with the end of its log, if the operator's container has exited or restarted.
@@ -337,6 +362,22 @@ fn run(program: &Path, env: &Env, ns: &str, args: &[&str]) -> Result<Output> {
         .env("KUBECONFIG", &env.kubeconfig)
         .output()
         .with_context(|| format!("running {} {}", program.display(), args.join(" ")))
+}
+
+/// A container state reason that will not get better by waiting.
+fn fatal(reason: &str) -> bool {
+    matches!(
+        reason,
+        "Error"
+            | "OOMKilled"
+            | "CrashLoopBackOff"
+            | "ErrImageNeverPull"
+            | "ErrImagePull"
+            | "ImagePullBackOff"
+            | "CreateContainerError"
+            | "CreateContainerConfigError"
+            | "InvalidImageName"
+    )
 }
 
 fn text(out: &Output) -> String {
