@@ -181,7 +181,8 @@ start_containerd() {
 # volumes and container root filesystems, network namespaces, IP allocations.
 node_clean_stale() {
   local m
-  for m in $(awk -v a="$KUBELET_DIR/" -v b="$CONTAINERD_STATE/" -v c="/run/netns/cni-" \
+  # (kubelet also bind-mounts its root dir onto itself, shared)
+  for m in $(awk -v a="$KUBELET_DIR" -v b="$CONTAINERD_STATE/" -v c="/run/netns/cni-" \
     'index($2, a) == 1 || index($2, b) == 1 || index($2, c) == 1 { print $2 }' /proc/mounts | sort -r); do
     umount -l "$m" 2>/dev/null || true
   done
@@ -351,7 +352,26 @@ stop_node() {
   if [[ -x "$BIN_DIR/kube-proxy" ]]; then
     "$BIN_DIR/kube-proxy" --cleanup >>"$LOG_DIR/kube-proxy.log" 2>&1 || true
   fi
+  kubelet_iptables_cleanup
   node_clean_stale
+}
+
+# kubelet_iptables_cleanup: the chains kubelet itself adds (kube-proxy --cleanup leaves them):
+# KUBE-FIREWALL (hooked into INPUT and OUTPUT) and the canary/hint chains.
+kubelet_iptables_cleanup() {
+  local cmd table chain hook
+  for cmd in iptables ip6tables; do
+    command -v "$cmd" >/dev/null 2>&1 || continue
+    for hook in INPUT OUTPUT; do
+      while "$cmd" -w -t filter -D "$hook" -j KUBE-FIREWALL 2>/dev/null; do :; done
+    done
+    for table in filter nat mangle; do
+      for chain in KUBE-FIREWALL KUBE-KUBELET-CANARY KUBE-IPTABLES-HINT; do
+        "$cmd" -w -t "$table" -F "$chain" 2>/dev/null && "$cmd" -w -t "$table" -X "$chain" 2>/dev/null
+      done
+    done
+  done
+  return 0
 }
 
 # node_network_down: the bridge goes last, after everything listening on NODE_IP stopped.

@@ -332,22 +332,39 @@ impl Operator {
 impl Drop for Operator {
     fn drop(&mut self) {
         self.save_log();
+        let started = Instant::now();
+        // The operator stops first (SIGTERM, its graceful shutdown): helm deletes the Deployment
+        // and the RBAC together, so a pod still running would see its Role vanish, and every
+        // 403 it got would count against the chart in e2e/run's audit check.
+        let selector = format!("app.kubernetes.io/instance={RELEASE}");
+        for args in [
+            vec!["scale", "deployment", RELEASE, "--replicas=0"],
+            vec![
+                "wait",
+                "--for=delete",
+                "pod",
+                "-l",
+                &selector,
+                "--timeout=60s",
+            ],
+        ] {
+            if let Err(e) = self.checked(&args) {
+                eprintln!("warning: stopping the operator in {}: {e:#}", self.ns);
+            }
+        }
         // Uninstalled, not left to the namespace's deletion: the events Service's fixed IP must
         // be free for the next receiving operator.
-        let started = Instant::now();
         let args = ["uninstall", RELEASE, "--wait", "--timeout", "60s"].map(String::from);
         match self.helm(&args) {
             Ok(out) if out.status.success() => {}
             Ok(out) => eprintln!("warning: helm uninstall in {}: {}", self.ns, text(&out)),
             Err(e) => eprintln!("warning: helm uninstall in {}: {e:#}", self.ns),
         }
-        if self.events {
-            println!(
-                "uninstalled the receiving operator in {} in {:.1}s",
-                self.ns,
-                started.elapsed().as_secs_f64()
-            );
-        }
+        println!(
+            "stopped and uninstalled the operator in {} in {:.1}s",
+            self.ns,
+            started.elapsed().as_secs_f64()
+        );
     }
 }
 

@@ -5,7 +5,7 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail};
 use k8s_openapi::api::{
     batch::v1::Job,
-    core::v1::{ContainerStateTerminated, Pod},
+    core::v1::{ContainerState, ContainerStateTerminated, Pod},
 };
 use kube::api::{ListParams, PostParams};
 use lakeform_e2e::{TestContext, describe, has_condition, wait_for};
@@ -139,17 +139,20 @@ pub async fn pod_report(ctx: &TestContext, pod: &Pod) -> String {
     out
 }
 
-/// The terminated state of the first container of a Pod.
-pub fn terminated(pod: &Pod) -> Option<ContainerStateTerminated> {
+/// The state of the first container of a Pod.
+pub fn first_state(pod: &Pod) -> Option<ContainerState> {
     pod.status
         .as_ref()?
         .container_statuses
         .as_ref()?
         .first()?
         .state
-        .as_ref()?
-        .terminated
         .clone()
+}
+
+/// The terminated state of the first container of a Pod.
+pub fn terminated(pod: &Pod) -> Option<ContainerStateTerminated> {
+    first_state(pod)?.terminated
 }
 
 /// The single Pod of a Job that ran once.

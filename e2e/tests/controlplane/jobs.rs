@@ -12,7 +12,7 @@ use lakeform_e2e::{TestContext, describe, has_condition, wait_for, wait_for_any}
 use serde_json::json;
 
 use super::common::{
-    job_report, lakeform_job, lakeform_pod_template, only_pod, run_job, terminated,
+    first_state, job_report, lakeform_job, lakeform_pod_template, only_pod, run_job, terminated,
 };
 
 #[tokio::test]
@@ -289,19 +289,7 @@ async fn image_that_is_not_on_the_node_is_reported_not_pulled() -> Result<()> {
     }))?;
     let pods = ctx.api::<Pod>();
     pods.create(&PostParams::default(), &pod).await?;
-    let waiting_reason = |p: &Pod| -> Option<String> {
-        p.status
-            .as_ref()?
-            .container_statuses
-            .as_ref()?
-            .first()?
-            .state
-            .as_ref()?
-            .waiting
-            .as_ref()?
-            .reason
-            .clone()
-    };
+    let waiting_reason = |p: &Pod| first_state(p)?.waiting?.reason;
     let pod = wait_for(
         &pods,
         "absent",
