@@ -25,8 +25,8 @@ pub struct Env {
     pub pg_url: String,
     pub python: PathBuf,
     pub kubectl: PathBuf,
-    /// Where MinIO's webhook target `LAKEFORM` delivers bucket notifications (an operator
-    /// started with `--events-address` listens there).
+    /// Where MinIO's webhook target `LAKEFORM` delivers bucket notifications: `ip:port` of
+    /// the events Service of the one operator a test installs with the receiver.
     pub events_address: Option<String>,
     /// The bearer token that webhook target sends.
     pub events_token: Option<String>,

@@ -15,10 +15,6 @@ use crate::env::{Env, repo_root};
 /// The Helm release (and so the Deployment and ServiceAccount) name in every test namespace.
 pub const RELEASE: &str = "lakeform";
 
-/// The fixed cluster IP of the events Service: MinIO's webhook target `LAKEFORM` delivers to
-/// `http://<this>:8081/minio/events` (`e2e/up`); one receiving operator at a time.
-pub const EVENTS_SERVICE_IP: &str = "10.0.0.200";
-
 /// How long the chart may take to install and its pod to become Ready (the leader).
 const READY: Duration = Duration::from_secs(120);
 
@@ -40,8 +36,10 @@ impl Operator {
         Operator::install(ctx, resync, false)
     }
 
-    /// [`Operator::start`], plus the bucket-notification receiver behind the events Service at
-    /// [`EVENTS_SERVICE_IP`], with the token MinIO's webhook target sends.
+    /// [`Operator::start`], plus the bucket-notification receiver behind the events Service on
+    /// the fixed cluster IP and port MinIO's webhook target `LAKEFORM` delivers to
+    /// (`LAKEFORM_EVENTS_ADDRESS`, set by `e2e/up`), with the token it sends. One receiving
+    /// operator at a time.
     pub fn start_with_events(ctx: &TestContext, resync: &str) -> Result<Operator> {
         Operator::install(ctx, resync, true)
     }
@@ -100,8 +98,16 @@ impl Operator {
         // helm splits --set values on commas
         set("logLevel", r"info\,lakeform=debug\,kube=warn");
         if self.events {
+            let address = self.env.events_address.clone().context(
+                "LAKEFORM_EVENTS_ADDRESS is not set: the e2e environment predates the events \
+                 Service; run e2e/up again",
+            )?;
+            let (ip, port) = address
+                .rsplit_once(':')
+                .with_context(|| format!("LAKEFORM_EVENTS_ADDRESS {address:?} is not ip:port"))?;
             set("events.existingSecret", "e2e-events");
-            set("events.service.clusterIP", EVENTS_SERVICE_IP);
+            set("events.service.clusterIP", ip);
+            args.extend(["--set".into(), format!("events.port={port}")]);
             args.extend(["--set".into(), "events.enabled=true".into()]);
         }
         Ok(args)
