@@ -34,8 +34,6 @@ pub struct Env {
     /// that address, so pods and the host reach it alike.
     pub node_name: String,
     pub node_ip: String,
-    /// The apiserver's audit log (every request a ServiceAccount made, with its status code).
-    pub audit_log: PathBuf,
     /// The node's containerd socket (`ctr --address`).
     pub containerd_sock: String,
     /// The lakeform image built from the commit under test and imported into the node's
@@ -177,7 +175,6 @@ impl Env {
             events_token: get("LAKEFORM_EVENTS_TOKEN").ok(),
             node_name: get("LAKEFORM_NODE_NAME")?,
             node_ip: get("LAKEFORM_NODE_IP")?,
-            audit_log: get("LAKEFORM_AUDIT_LOG")?.into(),
             containerd_sock: get("LAKEFORM_CONTAINERD_SOCK")?,
             image: e2e_image(),
         })

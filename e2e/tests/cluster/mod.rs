@@ -173,8 +173,9 @@ async fn workloads_run_as_containers_and_reach_each_other() -> Result<()> {
         },
     )
     .await;
-    web.map_err(|e| anyhow::anyhow!("{e:#}"))
-        .context("the web Deployment")?;
+    if let Err(err) = web {
+        bail!("{err:#}\n{}", pods_report(&ctx).await);
+    }
     let store = wait_for(
         &ctx.api::<StatefulSet>(),
         "store",
