@@ -20,9 +20,9 @@ lint:
 	cargo fmt --all -- --check
 	cargo clippy --workspace --all-targets --locked -- -D warnings
 
-## unit: unit and schema tests (no environment needed).
+## unit: unit and schema tests (no environment needed; the e2e suite is `test = false`).
 unit:
-	cargo test --workspace --locked --exclude lakeform-e2e
+	cargo test --workspace --locked
 
 ## crds: regenerate crds/ from the API types, and the Helm chart's copy (charts/lakeform/crds/).
 crds:

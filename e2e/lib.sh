@@ -70,6 +70,13 @@ fail_component() {
 
 # ----------------------------------------------------------------------------------- timing
 
+# build_lakeform: the debug `lakeform` binary (and, already built by `make unit`, the unit tests).
+# Always the workspace with its test targets: the same package selection and dev-dependencies as
+# `cargo test --workspace`, so cargo resolves the same features and reuses every dependency it
+# compiled there (`-p lakeform-operator --bins` alone recompiled most of them: ~7 min cold).
+build_lakeform() {
+  (cd "$REPO_ROOT" && cargo build --quiet --locked --workspace --bins --tests)
+}
 now_s() { date +%s.%N; }
 # elapsed START: seconds since START (from now_s) with one decimal.
 elapsed() { awk -v s="$1" -v e="$(now_s)" 'BEGIN { printf "%.1f", e - s }'; }
