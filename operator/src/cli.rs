@@ -320,7 +320,7 @@ where
     let client = kube_client(args.kubeconfig.as_ref()).await?;
     let api: kube::Api<K> = kube::Api::namespaced(client, ns);
     let patch = serde_json::json!({
-        "metadata": {"annotations": {crate::build::crawler::RUN_ANNOTATION: token}}
+        "metadata": {"annotations": {crate::desired::crawler::RUN_ANNOTATION: token}}
     });
     let obj = api
         .patch(
@@ -356,7 +356,7 @@ async fn crawler_run(args: RunNowArgs) -> anyhow::Result<()> {
         .status
         .as_ref()
         .and_then(|s| s.last_run_token.as_deref());
-    let job = crate::build::crawler::run_job_name(&crawler, &token);
+    let job = crate::desired::crawler::run_job_name(&crawler, &token);
     print_request(&args, "Crawler", &token, last, format!("Job {job}"));
     Ok(())
 }
@@ -365,7 +365,7 @@ async fn crawler_run(args: RunNowArgs) -> anyhow::Result<()> {
 async fn workflow_run(args: RunNowArgs) -> anyhow::Result<()> {
     let (wf, token) = annotate_run::<lakeform_api::workflow::Workflow>(&args, "Workflow").await?;
     let last = wf.status.as_ref().and_then(|s| s.last_run_token.as_deref());
-    let run = crate::build::workflow::on_demand_run_name(&wf, &token);
+    let run = crate::desired::workflow::on_demand_run_name(&wf, &token);
     print_request(
         &args,
         "Workflow",
@@ -388,8 +388,8 @@ async fn workflow_runs(args: RunsArgs) -> anyhow::Result<()> {
         .with_context(|| format!("reading Workflow {ns}/{name}"))?;
     let selector = format!(
         "{}={}",
-        crate::build::workflow::LABEL_WORKFLOW,
-        crate::build::workflow::label_value(name)
+        crate::desired::workflow::LABEL_WORKFLOW,
+        crate::desired::workflow::label_value(name)
     );
     let mut runs: Vec<WorkflowRun> = kube::Api::namespaced(client, ns)
         .list(&kube::api::ListParams::default().labels(&selector))
@@ -397,7 +397,7 @@ async fn workflow_runs(args: RunsArgs) -> anyhow::Result<()> {
         .items;
     runs.sort_by_key(|r| std::cmp::Reverse(r.metadata.creation_timestamp.clone().map(|t| t.0)));
     runs.truncate(args.limit);
-    print!("{}", crate::build::workflow::describe_runs(&wf, &runs));
+    print!("{}", crate::desired::workflow::describe_runs(&wf, &runs));
     Ok(())
 }
 

@@ -1,7 +1,7 @@
 //! `lakeform`: the operator binary. Subcommands run the operator, print the CRDs, and run the
 //! data-plane work (crawls, workflow steps) inside Jobs.
 
-mod build;
+mod desired;
 mod catalog;
 mod cli;
 mod controller;

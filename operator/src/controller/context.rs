@@ -22,7 +22,7 @@ pub struct Context {
     pub resync: Duration,
     /// The webhook target managed MinIOs deliver bucket notifications through (the operator
     /// runs an event receiver and was told how MinIO pods reach it); `None`: no target.
-    pub minio_webhook: Option<crate::build::minio::Webhook>,
+    pub minio_webhook: Option<crate::desired::minio::Webhook>,
     /// Consecutive failures per object, for exponential backoff.
     failures: Mutex<HashMap<String, u32>>,
 }
@@ -34,7 +34,7 @@ impl Context {
         recorder: Recorder,
         metrics: Arc<Metrics>,
         resync: Duration,
-        minio_webhook: Option<crate::build::minio::Webhook>,
+        minio_webhook: Option<crate::desired::minio::Webhook>,
     ) -> Self {
         Context {
             client,

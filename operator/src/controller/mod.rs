@@ -144,7 +144,7 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<()> {
         instance: Some(opts.identity.clone()),
     };
     let minio_webhook = match (&opts.events_address, &opts.events_url) {
-        (Some(_), Some(url)) => Some(crate::build::minio::Webhook {
+        (Some(_), Some(url)) => Some(crate::desired::minio::Webhook {
             id: opts.events_target.clone(),
             endpoint: format!(
                 "{}{}",

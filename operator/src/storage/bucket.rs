@@ -8,7 +8,7 @@ use lakeform_api::datalake::ObjectLockMode;
 
 use super::error::StorageError;
 use super::{Storage, lifecycle};
-use crate::build::buckets::DesiredBucket;
+use crate::desired::buckets::DesiredBucket;
 
 /// What `ensure_bucket` did.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]

@@ -40,11 +40,11 @@ use tokio::time::Instant;
 use super::super::context::Context;
 use super::super::datalake::storage::secret_value;
 use super::runs::{JobState, belongs_to, job_event, job_state};
-use crate::build::connection::LakeEndpoints;
-use crate::build::crawler::{
+use crate::desired::connection::LakeEndpoints;
+use crate::desired::crawler::{
     LABEL_CRAWLER, events_job, events_keys, events_keys_name, events_token, label_value,
 };
-use crate::build::workflow_events;
+use crate::desired::workflow_events;
 use crate::storage::S3Connection;
 use crate::storage::notify::{Rule, parse_webhook, webhook_arn};
 
@@ -72,7 +72,7 @@ pub enum Owner {
     /// A Crawler with `runOnEvents`: each batch is a crawl Job of the notified keys.
     Crawler(Crawler),
     /// A Workflow's `event` trigger: each batch is a request for a run (see
-    /// [`crate::build::workflow_events`]), started by the Workflow controller under the
+    /// [`crate::desired::workflow_events`]), started by the Workflow controller under the
     /// workflow's concurrency policy.
     Workflow { workflow: Workflow, trigger: String },
 }

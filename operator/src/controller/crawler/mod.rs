@@ -28,7 +28,7 @@ use lakeform_api::validate::validate_crawler;
 
 use super::apply::{HASH_ANNOTATION, apply};
 use super::context::Context;
-use crate::build::crawler as build;
+use crate::desired::crawler as build;
 use runs::{OnDemand, Runs};
 use status::StatusBuilder;
 

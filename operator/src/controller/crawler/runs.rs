@@ -16,7 +16,7 @@ use serde_json::json;
 
 use super::super::context::Context;
 use super::Error;
-use crate::build::crawler::{
+use crate::desired::crawler::{
     HISTORY_LIMIT, LABEL_CRAWLER, LABEL_TRIGGER, RUN_ANNOTATION, TRIGGER_EVENTS, cronjob_name,
     label_value, run_job, run_job_name,
 };

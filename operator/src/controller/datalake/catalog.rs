@@ -13,7 +13,7 @@ use super::super::metrics::WriteLabels;
 use super::Error;
 use super::status::StatusBuilder;
 use super::storage::Outcome;
-use crate::build::lakekeeper;
+use crate::desired::lakekeeper;
 use crate::catalog::{
     Catalog, CatalogError, OAuth2, OWNER_PROPERTY, property_diff, with_managed_keys,
 };
@@ -102,8 +102,8 @@ async fn connect(
         if let Err(e) = super::managed_catalog::ensure(lake, ctx, managed).await? {
             return Ok(Err(e));
         }
-        let uri = crate::build::lakekeeper::catalog_uri(lake);
-        let warehouse = crate::build::lakekeeper::warehouse_name(lake);
+        let uri = crate::desired::lakekeeper::catalog_uri(lake);
+        let warehouse = crate::desired::lakekeeper::warehouse_name(lake);
         return Ok(Catalog::connect(&uri, Some(&warehouse), None)
             .await
             .map_err(|e| (e.reason(), e.to_string())));

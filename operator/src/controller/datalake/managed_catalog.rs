@@ -1,6 +1,6 @@
 //! Managed catalog: Lakekeeper with its PostgreSQL (or an existing database), migrations, and
 //! — once it runs — the bootstrap and the lake's warehouse through its management API.
-//! Lakekeeper v0.9.5 (see build/lakekeeper.rs).
+//! Lakekeeper v0.9.5 (see desired/lakekeeper.rs).
 
 use kube::ResourceExt;
 use lakeform_api::datalake::{DataLake, ManagedCatalog};
@@ -9,8 +9,8 @@ use reqwest::StatusCode;
 use super::super::apply::apply;
 use super::super::context::Context;
 use super::{Error, objects, storage};
-use crate::build::connection::LakeEndpoints;
-use crate::build::lakekeeper;
+use crate::desired::connection::LakeEndpoints;
+use crate::desired::lakekeeper;
 
 /// Apply every object of the managed catalog. Returns `Ok(None)` when Lakekeeper is not
 /// available yet, `Ok(Some(message))` when it is (after bootstrap and warehouse creation).

@@ -27,7 +27,7 @@ use lakeform_api::datalake::{DataLake, DeletionPolicy};
 use lakeform_api::validate::validate_datalake;
 
 use super::context::Context;
-use crate::build::connection::{self, LakeEndpoints};
+use crate::desired::connection::{self, LakeEndpoints};
 use status::StatusBuilder;
 
 /// Finalizer guarding data outside Kubernetes (buckets, catalog entries).

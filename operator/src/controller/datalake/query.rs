@@ -9,8 +9,8 @@ use super::super::context::Context;
 use super::status::StatusBuilder;
 use super::storage::Outcome;
 use super::{Error, STARTING_RECHECK, objects};
-use crate::build::connection::LakeEndpoints;
-use crate::build::trino;
+use crate::desired::connection::LakeEndpoints;
+use crate::desired::trino;
 
 /// Converge Trino; record `QueryEngineReady` and the endpoint.
 pub async fn reconcile(

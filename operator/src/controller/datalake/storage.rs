@@ -14,7 +14,7 @@ use super::super::context::Context;
 use super::super::metrics::WriteLabels;
 use super::status::StatusBuilder;
 use super::{Error, STARTING_RECHECK, objects};
-use crate::build::{buckets, minio};
+use crate::desired::{buckets, minio};
 use crate::storage::{
     S3Connection, Storage, StorageError, delete_bucket_and_contents, ensure_bucket,
 };

@@ -13,8 +13,8 @@ use serde_json::json;
 use super::super::apply::apply;
 use super::super::context::Context;
 use super::Error;
-use crate::build::spark;
-use crate::build::workflow_access as build;
+use crate::desired::spark;
+use crate::desired::workflow_access as build;
 
 /// One line per extract step whose connection Secret or key is missing.
 pub async fn missing_secrets(wf: &Workflow, ctx: &Context) -> Result<Vec<String>, Error> {

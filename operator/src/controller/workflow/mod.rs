@@ -30,10 +30,10 @@ use serde_json::json;
 use super::apply::replacing_patch;
 use super::context::Context;
 use super::workflow_run::dag::finished;
-use crate::build::workflow::{
+use crate::desired::workflow::{
     self as build, CANCEL_ANNOTATION, LABEL_WORKFLOW, SCHEDULED_ANNOTATION,
 };
-use crate::build::workflow_events;
+use crate::desired::workflow_events;
 use k8s_openapi::api::core::v1::ConfigMap;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 
@@ -381,7 +381,7 @@ async fn reconcile(wf: Arc<Workflow>, wctx: Arc<WorkflowContext>) -> Result<Acti
             "BookmarksReset",
             format!(
                 "bookmarks cleared ({} {token}): the next run loads every row again",
-                crate::build::workflow_access::RESET_ANNOTATION
+                crate::desired::workflow_access::RESET_ANNOTATION
             ),
         ));
     }
@@ -434,7 +434,7 @@ async fn reconcile(wf: Arc<Workflow>, wctx: Arc<WorkflowContext>) -> Result<Acti
             "on-demand",
             params,
             BTreeMap::from([(
-                crate::build::crawler::RUN_ANNOTATION.to_string(),
+                crate::desired::crawler::RUN_ANNOTATION.to_string(),
                 token.clone(),
             )]),
         );

@@ -25,8 +25,8 @@ use serde_json::json;
 use super::apply::replacing_patch;
 use super::context::Context;
 use super::crawler::runs::{JobState, job_state};
-use crate::build::spark::{self, SparkState};
-use crate::build::workflow::{
+use crate::desired::spark::{self, SparkState};
+use crate::desired::workflow::{
     CANCEL_ANNOTATION, LABEL_RUN, LABEL_WORKFLOW, label_value, step_job, step_job_name,
 };
 use dag::{Attempt, Decision};

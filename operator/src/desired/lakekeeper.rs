@@ -595,7 +595,7 @@ pub fn warehouse_request(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::build::connection::tests::lake;
+    use crate::desired::connection::tests::lake;
 
     const MANAGED: &str = "  storage:\n    managed: {}\n  zones: [{name: raw}]\n  catalog:\n    managed:\n      replicas: 2\n      database:\n        managed: {volumeSize: 8Gi, storageClass: fast}\n";
     const EXISTING: &str = "  storage:\n    managed: {}\n  zones: [{name: raw}]\n  catalog:\n    managed:\n      database:\n        existing: {name: pg-url, key: url}\n";

@@ -725,7 +725,7 @@ pub fn objects(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::build::connection::tests::lake;
+    use crate::desired::connection::tests::lake;
 
     const BASE: &str = "  storage:\n    external:\n      endpoint: http://minio.data:9000\n      region: eu-1\n      credentials: {secretName: s3-creds}\n  zones: [{name: raw}]\n  catalog:\n    external: {uri: 'http://rest.data:8181', warehouse: 's3://wh/'}\n";
 
