@@ -63,6 +63,16 @@ pub enum Phase {
     Cancelled,
 }
 
+impl Phase {
+    /// Whether the phase is final: a run or step in it changes no more.
+    pub fn is_final(self) -> bool {
+        matches!(
+            self,
+            Phase::Succeeded | Phase::Failed | Phase::Skipped | Phase::Cancelled
+        )
+    }
+}
+
 /// Observed state of a WorkflowRun.
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]

@@ -5,6 +5,8 @@ pub mod apply;
 pub mod context;
 pub mod crawler;
 pub mod datalake;
+pub mod error;
+pub mod jobs;
 pub mod leader;
 pub mod metrics;
 pub mod workflow;

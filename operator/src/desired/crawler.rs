@@ -62,6 +62,15 @@ pub fn cronjob_name(crawler: &Crawler) -> String {
     bounded(&crawler.name_any(), "-crawl", CRONJOB_NAME_MAX)
 }
 
+/// True when `job` is a run of `crawler`: owned by it (on demand) or by its CronJob.
+pub fn belongs_to(job: &Job, crawler: &Crawler) -> bool {
+    let uid = crawler.uid();
+    job.owner_references().iter().any(|o| {
+        (o.kind == "Crawler" && Some(&o.uid) == uid.as_ref())
+            || (o.kind == "CronJob" && o.name == cronjob_name(crawler))
+    })
+}
+
 /// The Job of the on-demand run started by `token`: `<crawler>-run-<hash of token>`. The same
 /// token always names the same Job, so a token can never start two.
 pub fn run_job_name(crawler: &Crawler, token: &str) -> String {

@@ -39,10 +39,10 @@ use tokio::time::Instant;
 
 use super::super::context::Context;
 use super::super::datalake::storage::secret_value;
-use super::runs::{JobState, belongs_to, job_event, job_state};
+use super::super::jobs::{JobState, job_event, job_state};
 use crate::desired::connection::LakeEndpoints;
 use crate::desired::crawler::{
-    LABEL_CRAWLER, events_job, events_keys, events_keys_name, events_token, label_value,
+    LABEL_CRAWLER, belongs_to, events_job, events_keys, events_keys_name, events_token, label_value,
 };
 use crate::desired::workflow_events;
 use crate::storage::S3Connection;
@@ -666,7 +666,7 @@ async fn start_crawl(
             crawler,
             &name,
             EventType::Normal,
-            "CrawlStarted",
+            ("CrawlStarted", "Crawl"),
             format!(
                 "{} notified object(s) (first {:?}): started Job {name}",
                 keys.len(),

@@ -28,6 +28,9 @@ use lakeform_api::validate::validate_crawler;
 
 use super::apply::{HASH_ANNOTATION, apply};
 use super::context::Context;
+pub use super::error::Error;
+use super::error::namespace;
+use super::jobs;
 use crate::desired::crawler as build;
 use runs::{OnDemand, Runs};
 use status::StatusBuilder;
@@ -36,17 +39,6 @@ use status::StatusBuilder;
 const LAKE_RECHECK: Duration = Duration::from_secs(15);
 /// How often an on-demand run waiting for an active run looks again.
 const WAITING_RECHECK: Duration = Duration::from_secs(10);
-
-/// Errors that end a reconcile without a status verdict (API failures); retried with backoff.
-#[derive(Debug, thiserror::Error)]
-pub enum Error {
-    #[error("{0}")]
-    Kube(#[from] kube::Error),
-    #[error("{0}")]
-    Apply(#[from] super::apply::ApplyError),
-    #[error("Crawler has no namespace")]
-    NoNamespace,
-}
 
 /// What the crawler controller needs besides the shared context.
 pub struct CrawlerContext {
@@ -81,7 +73,7 @@ async fn reconcile(crawler: Arc<Crawler>, ctx: Arc<CrawlerContext>) -> Result<Ac
 
 /// Delete the crawler's CronJob if there is one (its Jobs go with it).
 async fn delete_cronjob(crawler: &Crawler, ctx: &Context) -> Result<bool, Error> {
-    let ns = crawler.namespace().ok_or(Error::NoNamespace)?;
+    let ns = namespace(crawler)?;
     let api: Api<CronJob> = Api::namespaced(ctx.client.clone(), &ns);
     let name = build::cronjob_name(crawler);
     let Some(live) = api.get_opt(&name).await? else {
@@ -104,7 +96,7 @@ async fn delete_cronjob(crawler: &Crawler, ctx: &Context) -> Result<bool, Error>
 /// `spec.paused`: suspend the CronJob (and drop its applied hash so that unpausing applies it
 /// again as the spec says).
 async fn suspend_cronjob(crawler: &Crawler, ctx: &Context) -> Result<(), Error> {
-    let ns = crawler.namespace().ok_or(Error::NoNamespace)?;
+    let ns = namespace(crawler)?;
     let api: Api<CronJob> = Api::namespaced(ctx.client.clone(), &ns);
     let name = build::cronjob_name(crawler);
     let Some(live) = api.get_opt(&name).await? else {
@@ -150,7 +142,7 @@ fn lake_ready(lake: &DataLake) -> Option<String> {
 /// Reconcile a live Crawler.
 async fn apply_crawler(crawler: &Crawler, cctx: &CrawlerContext) -> Result<Action, Error> {
     let ctx = cctx.base.as_ref();
-    let ns = crawler.namespace().ok_or(Error::NoNamespace)?;
+    let ns = namespace(crawler)?;
     let mut status = StatusBuilder::new(crawler);
     let runs = Runs::list(crawler, ctx).await?;
     tracing::debug!(crawler = %key(crawler), jobs = ?runs::summary(&runs), "reconciling");
@@ -291,12 +283,12 @@ async fn apply_crawler(crawler: &Crawler, cctx: &CrawlerContext) -> Result<Actio
                 }
                 status.running(&now_active, None);
                 if created {
-                    runs::job_event(
+                    jobs::job_event(
                         ctx,
                         crawler,
                         &job,
                         EventType::Normal,
-                        "CrawlStarted",
+                        ("CrawlStarted", "Crawl"),
                         format!("on-demand run {token:?}: started Job {job}"),
                     )
                     .await;
@@ -425,7 +417,7 @@ fn crawler_of_job(store: &Store<Crawler>, job: &Job) -> Vec<ObjectRef<Crawler>> 
         .iter()
         .filter(|c| c.namespace() == job.namespace())
         .filter(|c| &build::label_value(&c.name_any()) == label)
-        .filter(|c| runs::belongs_to(job, c))
+        .filter(|c| crate::desired::crawler::belongs_to(job, c))
         .map(|c| ObjectRef::from_obj(c.as_ref()))
         .collect()
 }

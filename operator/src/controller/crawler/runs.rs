@@ -5,63 +5,25 @@
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::batch::v1::Job;
-use k8s_openapi::api::core::v1::ObjectReference;
+
 use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams};
-use kube::runtime::events::{Event, EventType};
-use kube::{Api, Resource, ResourceExt};
+use kube::runtime::events::EventType;
+use kube::{Api, ResourceExt};
 use lakeform_api::common::FIELD_MANAGER;
 use lakeform_api::crawler::Crawler;
 use lakeform_api::datalake::DataLake;
 use serde_json::json;
 
 use super::super::context::Context;
-use super::Error;
+use super::super::error::{Error, namespace};
+use super::super::jobs::{JobState, job_event, job_state};
 use crate::desired::crawler::{
-    HISTORY_LIMIT, LABEL_CRAWLER, LABEL_TRIGGER, RUN_ANNOTATION, TRIGGER_EVENTS, cronjob_name,
+    HISTORY_LIMIT, LABEL_CRAWLER, LABEL_TRIGGER, RUN_ANNOTATION, TRIGGER_EVENTS, belongs_to,
     label_value, run_job, run_job_name,
 };
 
 /// Annotation put on a failed Job once its `CrawlFailed` event was published.
 pub const FAILURE_REPORTED: &str = "lakeform.dev/failure-reported";
-
-/// Whether a Job has finished, and how.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum JobState {
-    Active,
-    Succeeded,
-    Failed,
-}
-
-/// The state of a Job from its conditions.
-pub fn job_state(job: &Job) -> JobState {
-    let conditions = job
-        .status
-        .as_ref()
-        .and_then(|s| s.conditions.as_ref())
-        .map(Vec::as_slice)
-        .unwrap_or_default();
-    let is = |t: &str| {
-        conditions
-            .iter()
-            .any(|c| c.type_ == t && c.status == "True")
-    };
-    if is("Failed") {
-        JobState::Failed
-    } else if is("Complete") {
-        JobState::Succeeded
-    } else {
-        JobState::Active
-    }
-}
-
-/// True when `job` is a run of `crawler`: owned by it (on demand) or by its CronJob.
-pub fn belongs_to(job: &Job, crawler: &Crawler) -> bool {
-    let uid = crawler.uid();
-    job.owner_references().iter().any(|o| {
-        (o.kind == "Crawler" && Some(&o.uid) == uid.as_ref())
-            || (o.kind == "CronJob" && o.name == cronjob_name(crawler))
-    })
-}
 
 /// The runs of one crawler, as listed at the start of a reconcile.
 pub struct Runs {
@@ -71,7 +33,7 @@ pub struct Runs {
 impl Runs {
     /// List the crawler's Jobs.
     pub async fn list(crawler: &Crawler, ctx: &Context) -> Result<Runs, Error> {
-        let ns = crawler.namespace().ok_or(Error::NoNamespace)?;
+        let ns = namespace(crawler)?;
         let api: Api<Job> = Api::namespaced(ctx.client.clone(), &ns);
         let selector = format!("{LABEL_CRAWLER}={}", label_value(&crawler.name_any()));
         let jobs = api
@@ -99,7 +61,7 @@ impl Runs {
     /// Publish a `CrawlFailed` Warning event for each failed Job not reported yet, and mark it
     /// so that it is reported once.
     pub async fn report_failures(&self, crawler: &Crawler, ctx: &Context) -> Result<(), Error> {
-        let ns = crawler.namespace().ok_or(Error::NoNamespace)?;
+        let ns = namespace(crawler)?;
         let api: Api<Job> = Api::namespaced(ctx.client.clone(), &ns);
         for job in &self.jobs {
             if job_state(job) != JobState::Failed
@@ -130,7 +92,7 @@ impl Runs {
                 crawler,
                 &name,
                 EventType::Warning,
-                "CrawlFailed",
+                ("CrawlFailed", "Crawl"),
                 failure_message(job, crawler),
             )
             .await;
@@ -147,7 +109,7 @@ impl Runs {
     /// Delete finished on-demand and event-batch Jobs beyond the history limit of each kind,
     /// oldest first (the CronJob controller does the same for scheduled ones).
     pub async fn prune_on_demand(&self, crawler: &Crawler, ctx: &Context) -> Result<(), Error> {
-        let ns = crawler.namespace().ok_or(Error::NoNamespace)?;
+        let ns = namespace(crawler)?;
         let api: Api<Job> = Api::namespaced(ctx.client.clone(), &ns);
         for trigger in ["on-demand", TRIGGER_EVENTS] {
             let mut finished: Vec<&Job> = self
@@ -170,34 +132,6 @@ impl Runs {
             }
         }
         Ok(())
-    }
-}
-
-/// Publish an event about `crawler` whose related object is the Job `job`. The Job is part of
-/// the event's identity, so the events of two runs are two events rather than one series.
-pub async fn job_event(
-    ctx: &Context,
-    crawler: &Crawler,
-    job: &str,
-    type_: EventType,
-    reason: &str,
-    note: String,
-) {
-    let ev = Event {
-        type_,
-        reason: reason.into(),
-        note: Some(note),
-        action: "Crawl".into(),
-        secondary: Some(ObjectReference {
-            api_version: Some("batch/v1".into()),
-            kind: Some("Job".into()),
-            name: Some(job.into()),
-            namespace: crawler.namespace(),
-            ..Default::default()
-        }),
-    };
-    if let Err(e) = ctx.recorder.publish(&ev, &crawler.object_ref(&())).await {
-        tracing::warn!(error = %e, reason, "could not publish event");
     }
 }
 
@@ -270,7 +204,7 @@ pub async fn start_on_demand(
     if !runs.active().is_empty() {
         return Ok(OnDemand::Waiting);
     }
-    let ns = crawler.namespace().ok_or(Error::NoNamespace)?;
+    let ns = namespace(crawler)?;
     let api: Api<Job> = Api::namespaced(ctx.client.clone(), &ns);
     let job = run_job(crawler, lake, token, image);
     let name = job.name_any();
@@ -309,24 +243,6 @@ mod tests {
 
     fn job(yaml: &str) -> Job {
         serde_yaml::from_str(yaml).expect("job parses")
-    }
-
-    #[test]
-    fn states_from_conditions() {
-        let active = job("metadata: {name: a}\nstatus: {active: 1}\n");
-        let done = job(
-            "metadata: {name: b}\nstatus: {conditions: [{type: SuccessCriteriaMet, status: 'True'}, {type: Complete, status: 'True'}]}\n",
-        );
-        let failed = job(
-            "metadata: {name: c}\nstatus: {conditions: [{type: FailureTarget, status: 'True'}, {type: Failed, status: 'True', reason: BackoffLimitExceeded}]}\n",
-        );
-        let failing = job(
-            "metadata: {name: d}\nstatus: {conditions: [{type: FailureTarget, status: 'True'}]}\n",
-        );
-        assert_eq!(job_state(&active), JobState::Active);
-        assert_eq!(job_state(&done), JobState::Succeeded);
-        assert_eq!(job_state(&failed), JobState::Failed);
-        assert_eq!(job_state(&failing), JobState::Active);
     }
 
     #[test]

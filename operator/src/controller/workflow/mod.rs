@@ -29,7 +29,6 @@ use serde_json::json;
 
 use super::apply::replacing_patch;
 use super::context::Context;
-use super::workflow_run::dag::finished;
 use crate::desired::workflow::{
     self as build, CANCEL_ANNOTATION, LABEL_WORKFLOW, SCHEDULED_ANNOTATION,
 };
@@ -91,7 +90,7 @@ fn run_finished(run: &WorkflowRun) -> bool {
     run.status
         .as_ref()
         .and_then(|s| s.phase)
-        .is_some_and(finished)
+        .is_some_and(Phase::is_final)
 }
 
 /// Accumulated status and the events to publish after writing it.

@@ -60,14 +60,6 @@ pub fn backoff(next: i32) -> Duration {
         .min(MAX_BACKOFF)
 }
 
-/// Whether a phase is final for a step.
-pub fn finished(phase: Phase) -> bool {
-    matches!(
-        phase,
-        Phase::Succeeded | Phase::Failed | Phase::Skipped | Phase::Cancelled
-    )
-}
-
 /// The statuses of a new run: every step `Pending`, except the steps that succeeded in the run
 /// it resumes (`resumed`), which keep that result.
 pub fn initial(steps: &[Step], resumed: Option<(&str, &[StepStatus])>) -> Vec<StepStatus> {
@@ -137,7 +129,7 @@ pub fn advance(
                     .iter()
                     .filter_map(|dep| status.iter().find(|s| &s.name == dep).map(|s| s.phase))
                     .collect();
-                if !deps.iter().all(|p| finished(*p)) {
+                if !deps.iter().all(|p| p.is_final()) {
                     continue;
                 }
                 let satisfied = match step.when {
@@ -250,7 +242,7 @@ fn running(
 /// none started), then `Failed` if a step failed, `Cancelled` if one was cancelled, else
 /// `Succeeded`.
 pub fn run_phase(status: &[StepStatus]) -> Phase {
-    if status.iter().any(|s| !finished(s.phase)) {
+    if status.iter().any(|s| !s.phase.is_final()) {
         if status.iter().all(|s| s.phase == Phase::Pending) {
             return Phase::Pending;
         }

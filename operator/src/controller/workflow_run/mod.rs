@@ -24,7 +24,7 @@ use serde_json::json;
 
 use super::apply::replacing_patch;
 use super::context::Context;
-use super::crawler::runs::{JobState, job_state};
+use super::jobs::{JobState, job_state};
 use crate::desired::spark::{self, SparkState};
 use crate::desired::workflow::{
     CANCEL_ANNOTATION, LABEL_RUN, LABEL_WORKFLOW, label_value, step_job, step_job_name,
@@ -308,7 +308,7 @@ async fn cancel(
         }
     }
     let t = Time(now());
-    for s in status.steps.iter_mut().filter(|s| !dag::finished(s.phase)) {
+    for s in status.steps.iter_mut().filter(|s| !s.phase.is_final()) {
         s.phase = Phase::Cancelled;
         s.completion_time = Some(t.clone());
         s.message = Some("cancelled".into());
@@ -338,7 +338,7 @@ async fn reconcile(run: Arc<WorkflowRun>, rctx: Arc<RunContext>) -> Result<Actio
     let run = run.as_ref();
     let ns = run.namespace().ok_or(Error::NoNamespace)?;
     let mut status = run.status.clone().unwrap_or_default();
-    if status.phase.is_some_and(dag::finished) {
+    if status.phase.is_some_and(Phase::is_final) {
         return Ok(Action::await_change());
     }
     if run.annotations().contains_key(CANCEL_ANNOTATION) {
@@ -552,7 +552,7 @@ async fn reconcile(run: Arc<WorkflowRun>, rctx: Arc<RunContext>) -> Result<Actio
         )
         .await;
     }
-    if dag::finished(phase) {
+    if phase.is_final() {
         let (type_, reason) = if phase == Phase::Succeeded {
             (EventType::Normal, "RunSucceeded")
         } else {
