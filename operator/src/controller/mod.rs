@@ -9,6 +9,7 @@ pub mod error;
 pub mod jobs;
 pub mod leader;
 pub mod metrics;
+pub mod notifications;
 pub mod workflow;
 pub mod workflow_run;
 
@@ -151,7 +152,7 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<()> {
             endpoint: format!(
                 "{}{}",
                 url.trim_end_matches('/'),
-                crawler::events::WEBHOOK_PATH
+                notifications::WEBHOOK_PATH
             ),
             token: opts.events_token.clone(),
         }),
@@ -173,13 +174,13 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<()> {
     };
     let scopes = scopes(&opts.namespaces);
     let datalakes = spawn_per_scope(&scopes, |ns| datalake::run(ctx.clone(), ns, stopped()));
-    let subscriptions = Arc::new(crawler::events::Subscriptions::default());
+    let subscriptions = Arc::new(notifications::Subscriptions::default());
     let receiver = match opts.events_address {
         Some(addr) => {
             let listener = tokio::net::TcpListener::bind(addr)
                 .await
                 .with_context(|| format!("binding the event receiver to {addr}"))?;
-            Some(tokio::spawn(crawler::events::serve(
+            Some(tokio::spawn(notifications::serve(
                 listener,
                 subscriptions.clone(),
                 opts.events_token.clone(),

@@ -6,7 +6,6 @@
 //! status fields (`conditions`, `observedGeneration`, `lastRunToken`) under its own field
 //! manager, so the two writers never undo each other.
 
-pub mod events;
 pub mod runs;
 mod status;
 
@@ -31,6 +30,7 @@ use super::context::Context;
 pub use super::error::Error;
 use super::error::namespace;
 use super::jobs;
+use super::notifications;
 use crate::desired::crawler as build;
 use runs::{OnDemand, Runs};
 use status::StatusBuilder;
@@ -47,7 +47,7 @@ pub struct CrawlerContext {
     /// Image of the crawl pods (the `lakeform` binary).
     pub worker_image: String,
     /// Batchers of the crawlers with `runOnEvents` (shared with the event receiver).
-    pub events: Arc<events::Subscriptions>,
+    pub events: Arc<notifications::Subscriptions>,
     /// MinIO webhook target id whose notifications reach this operator's event receiver;
     /// `None` when the operator runs no receiver.
     pub events_target: Option<String>,
@@ -338,7 +338,7 @@ async fn listen(
                 .into(),
         ));
     };
-    let conn = match events::connection(lake, &ctx.client).await? {
+    let conn = match notifications::connection(lake, &ctx.client).await? {
         Ok(c) => c,
         Err(why) => {
             cctx.events.stop(&key(crawler));
@@ -354,14 +354,14 @@ async fn listen(
             Ok(e) => e,
             Err(e) => return Ok(Err(e.to_string())),
         };
-        sources.push(events::Source {
+        sources.push(notifications::Source {
             bucket: lake.bucket_name(zone),
             prefix: target.prefix.clone(),
             excludes,
         });
     }
-    let owner = events::Owner::Crawler(crawler.clone());
-    if let Err(e) = events::route(&owner, &conn, &sources, target).await {
+    let owner = notifications::Owner::Crawler(crawler.clone());
+    if let Err(e) = notifications::route(&owner, &conn, &sources, target).await {
         cctx.events.stop(&key(crawler));
         return Ok(Err(format!(
             "cannot route bucket notifications to the operator: {e}"
@@ -372,7 +372,7 @@ async fn listen(
         .map(|s| format!("{}/{}", s.bucket, s.prefix))
         .collect();
     cctx.events.ensure(
-        events::Plan::new(
+        notifications::Plan::new(
             owner,
             lake.clone(),
             sources,
@@ -426,7 +426,7 @@ fn crawler_of_job(store: &Store<Crawler>, job: &Job) -> Vec<ObjectRef<Crawler>> 
 pub async fn run(
     ctx: Arc<Context>,
     worker_image: String,
-    events: Arc<events::Subscriptions>,
+    events: Arc<notifications::Subscriptions>,
     events_target: Option<String>,
     namespace: Option<String>,
     shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,

@@ -10,8 +10,8 @@ use lakeform_api::workflow::Workflow;
 use lakeform_worker::crawl::listing::Excludes;
 
 use super::super::context::Context;
-use super::super::crawler::events::{
-    self, Owner, Plan, Source, Subscriptions, workflow_key_prefix,
+use super::super::notifications::{
+    self as events, Owner, Plan, Source, Subscriptions, workflow_key_prefix,
 };
 
 /// What the Workflow controller needs for event triggers.
