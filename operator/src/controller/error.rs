@@ -140,6 +140,12 @@ impl Refusal {
     /// the result of a reconcile of `kind`. The condition is the status stage's to write.
     pub async fn publish(&self, ctx: &Context, object: &ObjectReference, kind: &str, action: &str) {
         ctx.metrics.reconciled(kind, self.reason);
+        self.event(ctx, object, action).await;
+    }
+
+    /// The Warning event alone (for a controller that publishes only when the condition is
+    /// news, i.e. its status write changed something).
+    pub async fn event(&self, ctx: &Context, object: &ObjectReference, action: &str) {
         ctx.event(
             object,
             EventType::Warning,

@@ -120,102 +120,28 @@ where
     })
 }
 
-/// Run the operator until SIGTERM/SIGINT (or until leadership is lost, which is an error).
+/// Run the operator until SIGTERM/SIGINT (or until leadership is lost, which is an error):
+/// serve metrics → win the election → start the event receiver and the controllers → wait.
 pub async fn run(opts: RunOptions) -> anyhow::Result<()> {
     let client = client(opts.kubeconfig.as_ref()).await?;
     let metrics = Arc::new(Metrics::default());
     let server = tokio::spawn(metrics::serve(opts.metrics_address, metrics.clone()));
     let mut lost = match &opts.lease {
-        Some((namespace, name)) => {
-            let election = Election {
-                namespace: namespace.clone(),
-                name: name.clone(),
-                identity: opts.identity.clone(),
-                duration: Duration::from_secs(15),
-                renew: Duration::from_secs(5),
-            };
-            tokio::select! {
-                rx = election.acquire(client.clone()) => Some(rx),
-                _ = shutdown_signal() => return Ok(()),
-            }
-        }
+        Some(lease) => tokio::select! {
+            rx = election(lease, &opts.identity).acquire(client.clone()) => Some(rx),
+            _ = shutdown_signal() => return Ok(()),
+        },
         None => None,
     };
     metrics.leading.store(true, Ordering::Relaxed);
-    let reporter = Reporter {
-        controller: "lakeform".into(),
-        instance: Some(opts.identity.clone()),
-    };
-    let minio_webhook = match (&opts.events_address, &opts.events_url) {
-        (Some(_), Some(url)) => Some(crate::desired::minio::Webhook {
-            id: opts.events_target.clone(),
-            endpoint: format!(
-                "{}{}",
-                url.trim_end_matches('/'),
-                notifications::WEBHOOK_PATH
-            ),
-            token: opts.events_token.clone(),
-        }),
-        _ => None,
-    };
-    let ctx = Arc::new(Context::new(
-        client.clone(),
-        Recorder::new(client, reporter),
-        metrics,
-        opts.resync,
-        minio_webhook,
-    ));
-    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let stopped = || {
-        let mut rx = stop_rx.clone();
-        async move {
-            let _ = rx.wait_for(|s| *s).await;
-        }
-    };
-    let scopes = scopes(&opts.namespaces);
-    let datalakes = spawn_per_scope(&scopes, |ns| datalake::run(ctx.clone(), ns, stopped()));
+    let ctx = Arc::new(context(client, metrics, &opts));
     let subscriptions = Arc::new(notifications::Subscriptions::default());
     let receiver = match opts.events_address {
-        Some(addr) => {
-            let listener = tokio::net::TcpListener::bind(addr)
-                .await
-                .with_context(|| format!("binding the event receiver to {addr}"))?;
-            Some(tokio::spawn(notifications::serve(
-                listener,
-                subscriptions.clone(),
-                opts.events_token.clone(),
-            )))
-        }
+        Some(addr) => Some(receiver(addr, subscriptions.clone(), &opts).await?),
         None => None,
     };
-    let events_target = opts.events_address.map(|_| opts.events_target.clone());
-    let workflows = spawn_per_scope(&scopes, |ns| {
-        let events = workflow::events::Events {
-            subscriptions: subscriptions.clone(),
-            target: events_target.clone(),
-            image: opts.worker_image.clone(),
-        };
-        workflow::run(ctx.clone(), events, ns, stopped())
-    });
-    let workflow_runs = spawn_per_scope(&scopes, |ns| {
-        workflow_run::run(ctx.clone(), opts.worker_image.clone(), ns, stopped())
-    });
-    let crawlers = spawn_per_scope(&scopes, |ns| {
-        crawler::run(
-            ctx.clone(),
-            opts.worker_image.clone(),
-            subscriptions.clone(),
-            events_target.clone(),
-            ns,
-            stopped(),
-        )
-    });
-    let controllers = async {
-        let _ = datalakes.await;
-        let _ = crawlers.await;
-        let _ = workflows.await;
-        let _ = workflow_runs.await;
-    };
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let controllers = controllers(&ctx, subscriptions, &opts, stop_rx);
     let leadership_lost = async {
         match lost.as_mut() {
             Some(rx) => {
@@ -235,6 +161,108 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<()> {
         r.abort();
     }
     result
+}
+
+/// The leader election of `lease` (namespace, name) under `identity`.
+fn election(lease: &(String, String), identity: &str) -> Election {
+    Election {
+        namespace: lease.0.clone(),
+        name: lease.1.clone(),
+        identity: identity.to_string(),
+        duration: Duration::from_secs(15),
+        renew: Duration::from_secs(5),
+    }
+}
+
+/// What every controller shares, with the webhook target managed MinIOs deliver through when
+/// the operator runs an event receiver that pods can reach.
+fn context(client: Client, metrics: Arc<Metrics>, opts: &RunOptions) -> Context {
+    let reporter = Reporter {
+        controller: "lakeform".into(),
+        instance: Some(opts.identity.clone()),
+    };
+    let minio_webhook = match (&opts.events_address, &opts.events_url) {
+        (Some(_), Some(url)) => Some(crate::desired::minio::Webhook {
+            id: opts.events_target.clone(),
+            endpoint: format!(
+                "{}{}",
+                url.trim_end_matches('/'),
+                notifications::WEBHOOK_PATH
+            ),
+            token: opts.events_token.clone(),
+        }),
+        _ => None,
+    };
+    Context::new(
+        client.clone(),
+        Recorder::new(client, reporter),
+        metrics,
+        opts.resync,
+        minio_webhook,
+    )
+}
+
+/// Bind and serve the bucket-notification receiver on `addr`.
+async fn receiver(
+    addr: SocketAddr,
+    subscriptions: Arc<notifications::Subscriptions>,
+    opts: &RunOptions,
+) -> anyhow::Result<JoinHandle<std::io::Result<()>>> {
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("binding the event receiver to {addr}"))?;
+    Ok(tokio::spawn(notifications::serve(
+        listener,
+        subscriptions,
+        opts.events_token.clone(),
+    )))
+}
+
+/// Start the four controllers in every watched namespace; the future ends when they all
+/// have, after `stop` turned true.
+fn controllers(
+    ctx: &Arc<Context>,
+    subscriptions: Arc<notifications::Subscriptions>,
+    opts: &RunOptions,
+    stop: tokio::sync::watch::Receiver<bool>,
+) -> impl Future<Output = ()> + use<> {
+    let stopped = || {
+        let mut rx = stop.clone();
+        async move {
+            let _ = rx.wait_for(|s| *s).await;
+        }
+    };
+    let scopes = scopes(&opts.namespaces);
+    let events_target = opts.events_address.map(|_| opts.events_target.clone());
+    let datalakes = spawn_per_scope(&scopes, |ns| datalake::run(ctx.clone(), ns, stopped()));
+    let workflows = spawn_per_scope(&scopes, |ns| {
+        let events = workflow::events::Events {
+            subscriptions: subscriptions.clone(),
+            target: events_target.clone(),
+            image: opts.worker_image.clone(),
+        };
+        workflow::run(ctx.clone(), events, ns, stopped())
+    });
+    let workflow_runs = spawn_per_scope(&scopes, |ns| {
+        workflow_run::run(ctx.clone(), opts.worker_image.clone(), ns, stopped())
+    });
+    let crawlers = spawn_per_scope(&scopes, |ns| {
+        let (image, target) = (opts.worker_image.clone(), events_target.clone());
+        crawler::run(
+            ctx.clone(),
+            image,
+            subscriptions.clone(),
+            target,
+            ns,
+            stopped(),
+        )
+    });
+    async {
+        let _ = datalakes.await;
+        let _ = crawlers.await;
+        let _ = workflows.await;
+        let _ = workflow_runs.await;
+    }
 }
 
 #[cfg(test)]

@@ -28,7 +28,7 @@ use lakeform_api::validate::validate_crawler;
 use super::apply::{HASH_ANNOTATION, apply};
 use super::context::Context;
 pub use super::error::Error;
-use super::error::namespace;
+use super::error::{KubeResultExt, Refusal, namespace};
 use super::jobs;
 use super::notifications;
 use crate::desired::crawler as build;
@@ -119,37 +119,34 @@ async fn suspend_cronjob(crawler: &Crawler, ctx: &Context) -> Result<(), Error> 
     Ok(())
 }
 
-fn lake_ready(lake: &DataLake) -> Option<String> {
+/// `LakeNotReady` unless the DataLake's `Ready` condition is true.
+fn lake_ready(lake: &DataLake) -> Result<(), Refusal> {
     let ready = lake
         .status
         .as_ref()
         .and_then(|s| find_condition(&s.conditions, CONDITION_READY));
-    match ready {
-        Some(c) if c.status == "True" => None,
-        Some(c) => Some(format!(
+    let message = match ready {
+        Some(c) if c.status == "True" => return Ok(()),
+        Some(c) => format!(
             "DataLake {} is not Ready ({}: {})",
             lake.name_any(),
             c.reason,
             c.message
-        )),
-        None => Some(format!(
-            "DataLake {} has no Ready condition yet",
-            lake.name_any()
-        )),
-    }
+        ),
+        None => format!("DataLake {} has no Ready condition yet", lake.name_any()),
+    };
+    Err(Refusal::new("LakeNotReady", message).retry_after(LAKE_RECHECK))
 }
 
-/// Reconcile a live Crawler.
+/// Reconcile a live Crawler: its runs, then dereference → validate → build + apply →
+/// listen → on-demand run → status.
 async fn apply_crawler(crawler: &Crawler, cctx: &CrawlerContext) -> Result<Action, Error> {
     let ctx = cctx.base.as_ref();
-    let ns = namespace(crawler)?;
     let mut status = StatusBuilder::new(crawler);
     let runs = Runs::list(crawler, ctx).await?;
     tracing::debug!(crawler = %key(crawler), jobs = ?runs::summary(&runs), "reconciling");
     runs.report_failures(crawler, ctx).await?;
-    let active = runs.active();
-    status.running(&active, None);
-
+    status.running(&runs.active(), None);
     if crawler.spec.paused
         || crawler.spec.run_on_events.is_none()
         || crawler.meta().deletion_timestamp.is_some()
@@ -157,168 +154,195 @@ async fn apply_crawler(crawler: &Crawler, cctx: &CrawlerContext) -> Result<Actio
         cctx.events.stop(&key(crawler));
     }
     if crawler.spec.paused {
-        suspend_cronjob(crawler, ctx).await?;
-        status.paused();
-        status.write(crawler, ctx).await?;
-        ctx.metrics.reconciled("Crawler", "paused");
-        return Ok(Action::await_change());
+        return pause(crawler, ctx, status).await;
     }
+    let lake = match dereference_and_validate(crawler, ctx).await? {
+        Ok(lake) => lake,
+        Err((refusal, stage)) => return refuse(crawler, cctx, status, refusal, stage).await,
+    };
+    let (reason, mut message) = apply_objects(crawler, &lake, cctx).await?;
+    let mut ready = Ok((reason, message.clone()));
+    if let Some(batching) = &crawler.spec.run_on_events {
+        match listen(crawler, &lake, batching, cctx).await? {
+            Ok(listening) => {
+                message.push_str(&format!("; {listening}"));
+                ready = Ok((reason, message));
+            }
+            Err(why) => ready = Err(Refusal::new("EventsUnavailable", why)),
+        }
+    }
+    let action = on_demand(crawler, &lake, &runs, cctx, &mut status).await?;
+    runs.prune_on_demand(crawler, ctx).await?;
+    finish(crawler, ctx, status, ready).await?;
+    Ok(action)
+}
 
-    // dereference
-    let lakes: Api<DataLake> = Api::namespaced(ctx.client.clone(), &ns);
+/// `spec.paused`: the CronJob suspended, `Paused` true, nothing else done.
+async fn pause(
+    crawler: &Crawler,
+    ctx: &Context,
+    mut status: StatusBuilder,
+) -> Result<Action, Error> {
+    suspend_cronjob(crawler, ctx).await?;
+    status.paused();
+    status.write(crawler, ctx).await?;
+    ctx.metrics.reconciled("Crawler", "paused");
+    Ok(Action::await_change())
+}
+
+/// The crawler's DataLake, once the spec is valid against it and it is Ready; a refusal says
+/// why not, with the stage that refused (the event's action).
+async fn dereference_and_validate(
+    crawler: &Crawler,
+    ctx: &Context,
+) -> Result<Result<DataLake, (Refusal, &'static str)>, Error> {
+    let ns = namespace(crawler)?;
     let lake_name = &crawler.spec.lake_ref.name;
-    let lake = lakes.get_opt(lake_name).await?;
-
+    let lake = Api::<DataLake>::namespaced(ctx.client.clone(), &ns)
+        .get_opt(lake_name)
+        .await
+        .during(|| format!("reading DataLake {ns}/{lake_name}"))?;
     // validate (without the lake, what can be checked alone)
     if let Err(errors) = validate_crawler(&crawler.spec, lake.as_ref().map(|l| &l.spec)) {
-        let message = errors.to_string();
-        cctx.events.stop(&key(crawler));
-        delete_cronjob(crawler, ctx).await?;
-        status.ready(false, "InvalidSpec", message.clone());
-        if status.write(crawler, ctx).await? {
-            ctx.event(
-                &crawler.object_ref(&()),
-                EventType::Warning,
-                "InvalidSpec",
-                "Validate",
-                message,
-            )
-            .await;
-        }
-        ctx.metrics.reconciled("Crawler", "InvalidSpec");
-        return Ok(Action::await_change());
+        return Ok(Err((
+            Refusal::new("InvalidSpec", errors.to_string()),
+            "Validate",
+        )));
     }
     let Some(lake) = lake else {
         let message = format!(
             "DataLake {ns}/{lake_name} (spec.lakeRef.name) does not exist; the crawler starts \
              when it does"
         );
-        cctx.events.stop(&key(crawler));
+        let refusal = Refusal::new("LakeNotFound", message).retry_after(ctx.resync);
+        return Ok(Err((refusal, "Dereference")));
+    };
+    Ok(lake_ready(&lake)
+        .map(|()| lake)
+        .map_err(|r| (r, "Dereference")))
+}
+
+/// A crawler that cannot run: no batcher; without a valid spec or a lake, no CronJob either;
+/// `Ready=False` with the refusal, and a Warning event when that is news (`LakeNotReady` is a
+/// wait, not news).
+async fn refuse(
+    crawler: &Crawler,
+    cctx: &CrawlerContext,
+    mut status: StatusBuilder,
+    refusal: Refusal,
+    stage: &str,
+) -> Result<Action, Error> {
+    let ctx = cctx.base.as_ref();
+    cctx.events.stop(&key(crawler));
+    let waiting = refusal.reason == "LakeNotReady";
+    if !waiting {
         delete_cronjob(crawler, ctx).await?;
-        status.ready(false, "LakeNotFound", message.clone());
-        if status.write(crawler, ctx).await? {
-            ctx.event(
-                &crawler.object_ref(&()),
-                EventType::Warning,
-                "LakeNotFound",
-                "Dereference",
-                message,
-            )
-            .await;
-        }
-        ctx.metrics.reconciled("Crawler", "LakeNotFound");
+    }
+    status.ready(false, refusal.reason, refusal.message.clone());
+    if status.write(crawler, ctx).await? && !waiting {
+        refusal.event(ctx, &crawler.object_ref(&()), stage).await;
+    }
+    ctx.metrics.reconciled("Crawler", refusal.reason);
+    Ok(refusal.action())
+}
+
+/// Identity and permissions first, then the schedule (CronJob, or none); the Ready reason and
+/// message that describe how the crawler runs.
+async fn apply_objects(
+    crawler: &Crawler,
+    lake: &DataLake,
+    cctx: &CrawlerContext,
+) -> Result<(&'static str, String), Error> {
+    let ctx = cctx.base.as_ref();
+    apply(&ctx.client, build::service_account(crawler, lake)).await?;
+    apply(&ctx.client, build::role(crawler, lake)).await?;
+    apply(&ctx.client, build::role_binding(crawler, lake)).await?;
+    let Some(schedule) = &crawler.spec.schedule else {
+        delete_cronjob(crawler, ctx).await?;
+        let message = format!(
+            "no schedule: runs when annotated {}=<token>",
+            build::RUN_ANNOTATION
+        );
+        return Ok(("OnDemand", message));
+    };
+    let cronjob = build::cronjob(crawler, lake, schedule, &cctx.worker_image);
+    apply(&ctx.client, cronjob).await?;
+    let name = build::cronjob_name(crawler);
+    if schedule.suspend {
+        let message =
+            format!("CronJob {name} is suspended (spec.schedule.suspend); runs on demand only");
+        return Ok(("Suspended", message));
+    }
+    let tz = schedule.time_zone.as_deref().unwrap_or("UTC");
+    let message = format!(
+        "CronJob {name} runs the crawl at {:?} ({tz})",
+        schedule.cron
+    );
+    Ok(("Scheduled", message))
+}
+
+/// Start the run of a pending on-demand token exactly once (or wait for the active run);
+/// the controller's next action.
+async fn on_demand(
+    crawler: &Crawler,
+    lake: &DataLake,
+    runs: &Runs,
+    cctx: &CrawlerContext,
+    status: &mut StatusBuilder,
+) -> Result<Action, Error> {
+    let ctx = cctx.base.as_ref();
+    let Some(token) = runs::pending_token(crawler) else {
         return Ok(Action::requeue(ctx.resync));
     };
-    if let Some(message) = lake_ready(&lake) {
-        cctx.events.stop(&key(crawler));
-        status.ready(false, "LakeNotReady", message);
-        status.write(crawler, ctx).await?;
-        ctx.metrics.reconciled("Crawler", "LakeNotReady");
-        return Ok(Action::requeue(LAKE_RECHECK));
-    }
-
-    // build + apply: identity and permissions first, then the schedule
-    apply(&ctx.client, build::service_account(crawler, &lake)).await?;
-    apply(&ctx.client, build::role(crawler, &lake)).await?;
-    apply(&ctx.client, build::role_binding(crawler, &lake)).await?;
-    let (mut reason, mut message) = match &crawler.spec.schedule {
-        Some(schedule) => {
-            apply(
-                &ctx.client,
-                build::cronjob(crawler, &lake, schedule, &cctx.worker_image),
-            )
-            .await?;
-            let tz = schedule.time_zone.as_deref().unwrap_or("UTC");
-            if schedule.suspend {
-                (
-                    "Suspended",
-                    format!(
-                        "CronJob {} is suspended (spec.schedule.suspend); runs on demand only",
-                        build::cronjob_name(crawler)
-                    ),
-                )
-            } else {
-                (
-                    "Scheduled",
-                    format!(
-                        "CronJob {} runs the crawl at {:?} ({tz})",
-                        build::cronjob_name(crawler),
-                        schedule.cron
-                    ),
-                )
+    let active = runs.active();
+    match runs::start_on_demand(crawler, lake, runs, &token, &cctx.worker_image, ctx).await? {
+        OnDemand::Started { job, created } => {
+            status.run_token(&token);
+            let mut now_active = active;
+            if created {
+                now_active.push(job.clone());
             }
+            status.running(&now_active, None);
+            if created {
+                let note = format!("on-demand run {token:?}: started Job {job}");
+                let reason = ("CrawlStarted", "Crawl");
+                jobs::job_event(ctx, crawler, &job, EventType::Normal, reason, note).await;
+            }
+            Ok(Action::requeue(ctx.resync))
         }
-        None => {
-            delete_cronjob(crawler, ctx).await?;
-            (
-                "OnDemand",
-                format!(
-                    "no schedule: runs when annotated {}=<token>",
-                    build::RUN_ANNOTATION
-                ),
-            )
+        OnDemand::Waiting => {
+            status.running(&active, Some(&token));
+            Ok(Action::requeue(WAITING_RECHECK))
+        }
+    }
+}
+
+/// Write `Ready` (true with how the crawler runs, or false with why events cannot start
+/// crawls — a Warning event when that is news); the reconcile counts as done either way.
+async fn finish(
+    crawler: &Crawler,
+    ctx: &Context,
+    mut status: StatusBuilder,
+    ready: Result<(&'static str, String), Refusal>,
+) -> Result<(), Error> {
+    let refusal = match ready {
+        Ok((reason, message)) => {
+            status.ready(true, reason, message);
+            None
+        }
+        Err(refusal) => {
+            status.ready(false, refusal.reason, refusal.message.clone());
+            Some(refusal)
         }
     };
-    let mut ready = true;
-    if let Some(batching) = &crawler.spec.run_on_events {
-        match listen(crawler, &lake, batching, cctx).await? {
-            Ok(listening) => message.push_str(&format!("; {listening}")),
-            Err(why) => {
-                ready = false;
-                reason = "EventsUnavailable";
-                message = why;
-            }
-        }
-    }
-
-    // on demand
-    let mut action = Action::requeue(ctx.resync);
-    if let Some(token) = runs::pending_token(crawler) {
-        match runs::start_on_demand(crawler, &lake, &runs, &token, &cctx.worker_image, ctx).await? {
-            OnDemand::Started { job, created } => {
-                status.run_token(&token);
-                let mut now_active = active.clone();
-                if created {
-                    now_active.push(job.clone());
-                }
-                status.running(&now_active, None);
-                if created {
-                    jobs::job_event(
-                        ctx,
-                        crawler,
-                        &job,
-                        EventType::Normal,
-                        ("CrawlStarted", "Crawl"),
-                        format!("on-demand run {token:?}: started Job {job}"),
-                    )
-                    .await;
-                }
-            }
-            OnDemand::Waiting => {
-                status.running(&active, Some(&token));
-                action = Action::requeue(WAITING_RECHECK);
-            }
-        }
-    }
-    runs.prune_on_demand(crawler, ctx).await?;
-
-    let warn = (!ready).then(|| message.clone());
-    status.ready(ready, reason, message);
     if status.write(crawler, ctx).await?
-        && let Some(message) = warn
+        && let Some(refusal) = refusal
     {
-        ctx.event(
-            &crawler.object_ref(&()),
-            EventType::Warning,
-            reason,
-            "Listen",
-            message,
-        )
-        .await;
+        refusal.event(ctx, &crawler.object_ref(&()), "Listen").await;
     }
     ctx.reset_backoff(&key(crawler));
     ctx.metrics.reconciled("Crawler", "ok");
-    Ok(action)
+    Ok(())
 }
 
 /// Route the crawler's target buckets' notifications to this operator and keep its batcher
@@ -329,7 +353,6 @@ async fn listen(
     batching: &lakeform_api::crawler::EventBatching,
     cctx: &CrawlerContext,
 ) -> Result<Result<String, String>, Error> {
-    let ctx = &cctx.base;
     let Some(target) = &cctx.events_target else {
         cctx.events.stop(&key(crawler));
         return Ok(Err(
@@ -338,28 +361,17 @@ async fn listen(
                 .into(),
         ));
     };
-    let conn = match notifications::connection(lake, &ctx.client).await? {
+    let conn = match notifications::connection(lake, &cctx.base.client).await? {
         Ok(c) => c,
         Err(why) => {
             cctx.events.stop(&key(crawler));
             return Ok(Err(format!("cannot route bucket notifications: {why}")));
         }
     };
-    let mut sources = Vec::new();
-    for target in &crawler.spec.targets {
-        let Some(zone) = lake.spec.zones.iter().find(|z| z.name == target.zone) else {
-            continue; // validation reports unknown zones before this point
-        };
-        let excludes = match lakeform_worker::crawl::listing::Excludes::new(&target.exclude) {
-            Ok(e) => e,
-            Err(e) => return Ok(Err(e.to_string())),
-        };
-        sources.push(notifications::Source {
-            bucket: lake.bucket_name(zone),
-            prefix: target.prefix.clone(),
-            excludes,
-        });
-    }
+    let sources = match sources(crawler, lake) {
+        Ok(sources) => sources,
+        Err(why) => return Ok(Err(why)),
+    };
     let owner = notifications::Owner::Crawler(crawler.clone());
     if let Err(e) = notifications::route(&owner, &conn, &sources, target).await {
         cctx.events.stop(&key(crawler));
@@ -371,23 +383,39 @@ async fn listen(
         .iter()
         .map(|s| format!("{}/{}", s.bucket, s.prefix))
         .collect();
-    cctx.events.ensure(
-        notifications::Plan::new(
-            owner,
-            lake.clone(),
-            sources,
-            batching.batch_size,
-            batching.batch_window_seconds,
-            cctx.worker_image.clone(),
-        ),
-        cctx.base.clone(),
+    let plan = notifications::Plan::new(
+        owner,
+        lake.clone(),
+        sources,
+        batching.batch_size,
+        batching.batch_window_seconds,
+        cctx.worker_image.clone(),
     );
+    cctx.events.ensure(plan, cctx.base.clone());
     Ok(Ok(format!(
         "crawls object-created notifications of {} in batches of {} key(s) or {}s",
         described.join(", "),
         batching.batch_size,
         batching.batch_window_seconds
     )))
+}
+
+/// The bucket and prefix of each target (with its excludes); `Err` says which exclude is bad.
+fn sources(crawler: &Crawler, lake: &DataLake) -> Result<Vec<notifications::Source>, String> {
+    let mut sources = Vec::new();
+    for target in &crawler.spec.targets {
+        let Some(zone) = lake.spec.zones.iter().find(|z| z.name == target.zone) else {
+            continue; // validation reports unknown zones before this point
+        };
+        let excludes = lakeform_worker::crawl::listing::Excludes::new(&target.exclude)
+            .map_err(|e| e.to_string())?;
+        sources.push(notifications::Source {
+            bucket: lake.bucket_name(zone),
+            prefix: target.prefix.clone(),
+            excludes,
+        });
+    }
+    Ok(sources)
 }
 
 fn error_policy(crawler: Arc<Crawler>, error: &Error, ctx: Arc<CrawlerContext>) -> Action {
