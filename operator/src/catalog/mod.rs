@@ -2,6 +2,8 @@
 //! their properties (the REST spec's namespace endpoints), with optional OAuth2 client
 //! credentials. Tables are the crawler's and the workflows' business.
 
+pub mod lakekeeper;
+
 use std::collections::BTreeMap;
 use std::time::Duration;
 
