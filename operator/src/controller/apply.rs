@@ -129,8 +129,10 @@ impl<'a> Applier<'a> {
     pub async fn apply(&self, mut set: DesiredSet) -> Result<Applied, Error> {
         let mut applied = Applied::default();
         for generated in set.take_generated() {
+            let name = generated.name.clone();
             if self.create_once(generated).await? {
                 applied.writes += 1;
+                applied.generated.push(name);
             }
         }
         for obj in set.objects() {
@@ -281,7 +283,7 @@ mod applier_tests {
 
     fn live(kind: &ApiResource, name: &str, deleting: bool) -> DynamicObject {
         let mut o = DynamicObject::new(name, kind);
-        o.metadata.deletion_timestamp = deleting.then(|| Time(jiff::Timestamp::UNIX_EPOCH));
+        o.metadata.deletion_timestamp = deleting.then_some(Time(jiff::Timestamp::UNIX_EPOCH));
         o
     }
 

@@ -134,7 +134,8 @@ async fn apply_objects(lake: &DataLake, ctx: &Context, set: DesiredSet) -> Resul
     let ns = namespace(lake)?;
     let applied = Applier::new(&ctx.client, &ns).apply(set).await?;
     if applied.writes > 0 {
-        tracing::info!(datalake = %key(lake), writes = applied.writes, pruned = ?applied.pruned, "applied");
+        let (writes, pruned) = (applied.writes, &applied.pruned);
+        tracing::debug!(datalake = %key(lake), writes, ?pruned, "applied the desired set");
     }
     for name in applied.generated {
         ctx.event(
