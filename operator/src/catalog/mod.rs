@@ -1,6 +1,9 @@
 //! Iceberg REST catalog client for what the operator manages: `/v1/config`, namespaces and
 //! their properties (the REST spec's namespace endpoints), with optional OAuth2 client
-//! credentials. Tables are the crawler's and the workflows' business.
+//! credentials. Tables are the crawler's and the workflows' business. A managed catalog's
+//! own management API (Lakekeeper's bootstrap and warehouse) is in [`lakekeeper`].
+
+pub mod lakekeeper;
 
 use std::collections::BTreeMap;
 use std::time::Duration;

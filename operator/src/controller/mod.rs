@@ -7,6 +7,7 @@ pub mod crawler;
 pub mod datalake;
 pub mod error;
 pub mod jobs;
+pub mod lake;
 pub mod leader;
 pub mod metrics;
 pub mod notifications;

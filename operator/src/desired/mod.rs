@@ -4,9 +4,11 @@
 pub mod buckets;
 pub mod connection;
 pub mod crawler;
+pub mod lake;
 pub mod lakekeeper;
 pub mod meta;
 pub mod minio;
+pub mod set;
 pub mod spark;
 pub mod trino;
 pub mod workflow;

@@ -3,19 +3,20 @@
 
 use std::collections::BTreeMap;
 
-use k8s_openapi::api::core::v1::Secret;
 use kube::runtime::events::EventType;
-use kube::{Api, Resource, ResourceExt};
+use kube::{Resource, ResourceExt};
 use lakeform_api::datalake::{CatalogSpec, DataLake, DeletionPolicy};
 
 use super::super::context::Context;
+use super::super::error::{Error, Refusal, namespace};
+use super::super::lake::secret;
 use super::super::metrics::WriteLabels;
-use super::Error;
+use super::outcome::{RETRY, Stop};
 use super::status::StatusBuilder;
-use super::storage::Outcome;
 use crate::catalog::{
     Catalog, CatalogError, OAuth2, OWNER_PROPERTY, property_diff, with_managed_keys,
 };
+use crate::desired::lake::{Invalid, Part};
 use crate::desired::lakekeeper;
 
 fn owner(lake: &DataLake) -> String {
@@ -59,9 +60,8 @@ async fn oauth(
     let Some(o) = catalog.external.as_ref().and_then(|e| e.oauth2.as_ref()) else {
         return Ok(Ok(None));
     };
-    let ns = lake.namespace().ok_or(Error::NoNamespace)?;
-    let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), &ns);
-    let Some(secret) = secrets.get_opt(&o.secret_name).await? else {
+    let ns = namespace(lake)?;
+    let Some(secret) = secret(&ctx.client, &ns, &o.secret_name).await? else {
         return Ok(Err(format!(
             "Secret {ns}/{} with the catalog's OAuth2 credentials does not exist",
             o.secret_name
@@ -88,157 +88,135 @@ async fn oauth(
     }
 }
 
+/// The catalog cannot be reached: retried.
+fn connect_refused(reason: &'static str, message: String) -> Stop {
+    let refusal = Refusal::new(reason, message).retry_after(RETRY);
+    Stop::refused(Part::Catalog, "ConnectCatalog", refusal)
+}
+
+/// A client of the lake's catalog: the managed Lakekeeper once it runs and is bootstrapped, or
+/// the external catalog with its OAuth2 credentials.
 async fn connect(
     lake: &DataLake,
     ctx: &Context,
     catalog: &CatalogSpec,
-) -> Result<Result<Catalog, (&'static str, String)>, Error> {
+    invalid: &Invalid,
+) -> Result<Result<Catalog, Stop>, Error> {
     let Some(ext) = &catalog.external else {
-        let Some(managed) = &catalog.managed else {
-            return Err(Error::Internal(
+        if catalog.managed.is_none() {
+            return Err(Error::Other(
                 "catalog has neither managed nor external".into(),
             ));
-        };
-        if let Err(e) = super::managed_catalog::ensure(lake, ctx, managed).await? {
-            return Ok(Err(e));
         }
-        let uri = crate::desired::lakekeeper::catalog_uri(lake);
-        let warehouse = crate::desired::lakekeeper::warehouse_name(lake);
+        if let Err(stop) = super::managed_catalog::ensure(lake, ctx, invalid).await? {
+            return Ok(Err(stop));
+        }
+        let uri = lakekeeper::catalog_uri(lake);
+        let warehouse = lakekeeper::warehouse_name(lake);
         return Ok(Catalog::connect(&uri, Some(&warehouse), None)
             .await
-            .map_err(|e| (e.reason(), e.to_string())));
+            .map_err(|e| connect_refused(e.reason(), e.to_string())));
     };
     let oauth = match oauth(lake, ctx, catalog).await? {
         Ok(o) => o,
-        Err(message) => return Ok(Err(("SecretNotFound", message))),
+        Err(message) => return Ok(Err(connect_refused("SecretNotFound", message))),
     };
-    match Catalog::connect(&ext.uri, ext.warehouse.as_deref(), oauth.as_ref()).await {
-        Ok(c) => Ok(Ok(c)),
-        Err(e) => Ok(Err((e.reason(), e.to_string()))),
-    }
+    Ok(
+        Catalog::connect(&ext.uri, ext.warehouse.as_deref(), oauth.as_ref())
+            .await
+            .map_err(|e| connect_refused(e.reason(), e.to_string())),
+    )
 }
 
 /// Converge the catalog's namespaces; record `CatalogReady` and the endpoint.
 pub async fn reconcile(
     lake: &DataLake,
     ctx: &Context,
+    invalid: &Invalid,
     status: &mut StatusBuilder,
-) -> Result<Outcome, Error> {
+) -> Result<Option<Stop>, Error> {
     let Some(catalog) = &lake.spec.catalog else {
-        return Ok(Outcome::Ready);
+        return Ok(None);
     };
-    let reference = lake.object_ref(&());
     match &catalog.external {
-        Some(ext) => {
-            status.catalog_endpoint(&ext.uri);
-            let components = [
-                lakekeeper::COMPONENT,
-                lakekeeper::MIGRATE_COMPONENT,
-                lakekeeper::DB_COMPONENT,
-            ];
-            for component in components {
-                super::objects::prune(lake, ctx, component, &[]).await?;
-            }
-        }
+        Some(ext) => status.catalog_endpoint(&ext.uri),
         None => status.catalog_endpoint(&lakekeeper::catalog_uri(lake)),
     }
-    let client = match connect(lake, ctx, catalog).await? {
+    let client = match connect(lake, ctx, catalog, invalid).await? {
         Ok(c) => c,
-        Err((reason, message)) => {
-            status.catalog(false, reason, message.clone());
-            if reason == "CatalogStarting" {
-                return Ok(Outcome::Waiting(super::STARTING_RECHECK));
-            }
-            ctx.event(
-                &reference,
-                EventType::Warning,
-                reason,
-                "ConnectCatalog",
-                message,
-            )
-            .await;
-            return Ok(Outcome::Failed {
-                reason,
-                retry: reason != "InvalidSpec",
-            });
-        }
+        Err(stop) => return Ok(Some(stop)),
     };
     let desired = desired_properties(lake, catalog);
-    let result: Result<(), CatalogError> = async {
+    let converged = async {
         for (name, props) in &desired {
-            match client.namespace(name).await? {
-                None => {
-                    client
-                        .create_namespace(name, &with_managed_keys(props))
-                        .await?;
-                    ctx.metrics
-                        .catalog_writes
-                        .get_or_create(&WriteLabels {
-                            what: "namespace".into(),
-                        })
-                        .inc();
-                    ctx.event(
-                        &reference,
-                        EventType::Normal,
-                        "NamespaceCreated",
-                        "CreateNamespace",
-                        format!("catalog namespace {name} created"),
-                    )
-                    .await;
-                }
-                Some(current) => {
-                    let (updates, removals) = property_diff(&current, props);
-                    if !updates.is_empty() || !removals.is_empty() {
-                        client.update_properties(name, &updates, &removals).await?;
-                        ctx.metrics
-                            .catalog_writes
-                            .get_or_create(&WriteLabels {
-                                what: "properties".into(),
-                            })
-                            .inc();
-                        ctx.event(
-                            &reference,
-                            EventType::Normal,
-                            "NamespaceUpdated",
-                            "UpdateNamespace",
-                            format!("catalog namespace {name}: properties updated"),
-                        )
-                        .await;
-                    }
-                }
-            }
+            ensure_namespace(&client, lake, ctx, name, props).await?;
         }
         if lake.spec.storage.deletion_policy == DeletionPolicy::Delete {
             drop_removed(&client, lake, ctx, &desired).await?;
         }
-        Ok(())
-    }
-    .await;
-    match result {
+        Ok::<(), CatalogError>(())
+    };
+    match converged.await {
         Ok(()) => {
-            status.catalog(
-                true,
-                "NamespacesReady",
-                format!("{} namespace(s) in the catalog", desired.len()),
-            );
-            Ok(Outcome::Ready)
+            let message = format!("{} namespace(s) in the catalog", desired.len());
+            status.catalog(true, "NamespacesReady", message);
+            Ok(None)
         }
         Err(e) => {
-            status.catalog(false, e.reason(), e.to_string());
-            ctx.event(
-                &reference,
-                EventType::Warning,
-                e.reason(),
+            let refusal = Refusal::new(e.reason(), e.to_string()).retry_after(RETRY);
+            Ok(Some(Stop::refused(
+                Part::Catalog,
                 "ReconcileCatalog",
-                e.to_string(),
-            )
-            .await;
-            Ok(Outcome::Failed {
-                reason: e.reason(),
-                retry: true,
-            })
+                refusal,
+            )))
         }
     }
+}
+
+/// Create the namespace `name` or bring its properties to `props`.
+async fn ensure_namespace(
+    client: &Catalog,
+    lake: &DataLake,
+    ctx: &Context,
+    name: &str,
+    props: &BTreeMap<String, String>,
+) -> Result<(), CatalogError> {
+    let reference = lake.object_ref(&());
+    let count = |what: &str| {
+        let labels = WriteLabels { what: what.into() };
+        ctx.metrics.catalog_writes.get_or_create(&labels).inc();
+    };
+    let Some(current) = client.namespace(name).await? else {
+        client
+            .create_namespace(name, &with_managed_keys(props))
+            .await?;
+        count("namespace");
+        let note = format!("catalog namespace {name} created");
+        ctx.event(
+            &reference,
+            EventType::Normal,
+            "NamespaceCreated",
+            "CreateNamespace",
+            note,
+        )
+        .await;
+        return Ok(());
+    };
+    let (updates, removals) = property_diff(&current, props);
+    if !updates.is_empty() || !removals.is_empty() {
+        client.update_properties(name, &updates, &removals).await?;
+        count("properties");
+        let note = format!("catalog namespace {name}: properties updated");
+        ctx.event(
+            &reference,
+            EventType::Normal,
+            "NamespaceUpdated",
+            "UpdateNamespace",
+            note,
+        )
+        .await;
+    }
+    Ok(())
 }
 
 /// Drop namespaces this lake created that are no longer in the spec — only when empty.
@@ -286,12 +264,12 @@ pub async fn delete_namespaces(lake: &DataLake, ctx: &Context) -> Result<(), Str
     let Some(catalog) = &lake.spec.catalog else {
         return Ok(());
     };
-    let client = match connect(lake, ctx, catalog)
+    let client = match connect(lake, ctx, catalog, &Invalid::default())
         .await
         .map_err(|e| e.to_string())?
     {
         Ok(c) => c,
-        Err((_, message)) => return Err(message),
+        Err(stop) => return Err(stop.refusal.message),
     };
     drop_removed(&client, lake, ctx, &BTreeMap::new())
         .await

@@ -1,142 +1,75 @@
-//! Managed catalog: Lakekeeper with its PostgreSQL (or an existing database), migrations, and
-//! — once it runs — the bootstrap and the lake's warehouse through its management API.
-//! Lakekeeper v0.9.5 (see desired/lakekeeper.rs).
+//! Managed catalog, after the apply: once the Lakekeeper Deployment has an available replica,
+//! bootstrap it and create the lake's warehouse through its management API
+//! (`catalog::lakekeeper`). Lakekeeper v0.9.5 (see desired/lakekeeper.rs).
 
-use kube::ResourceExt;
-use lakeform_api::datalake::{DataLake, ManagedCatalog};
-use reqwest::StatusCode;
+use lakeform_api::datalake::DataLake;
 
-use super::super::apply::apply;
 use super::super::context::Context;
-use super::{Error, objects, storage};
+use super::super::error::{Error, Refusal, namespace};
+use super::objects::deployment_available;
+use super::outcome::{RETRY, Stop};
+use super::{STARTING_RECHECK, storage};
+use crate::catalog::lakekeeper::bootstrap_with_warehouse;
 use crate::desired::connection::LakeEndpoints;
+use crate::desired::lake::{Invalid, Part};
 use crate::desired::lakekeeper;
 
-/// Apply every object of the managed catalog. Returns `Ok(None)` when Lakekeeper is not
-/// available yet, `Ok(Some(message))` when it is (after bootstrap and warehouse creation).
+fn refused(refusal: Refusal) -> Stop {
+    Stop::refused(Part::Catalog, "ConnectCatalog", refusal)
+}
+
+/// Wait for Lakekeeper, then bootstrap it and create the warehouse (both idempotent).
 pub async fn ensure(
     lake: &DataLake,
     ctx: &Context,
-    spec: &ManagedCatalog,
-) -> Result<Result<(), (&'static str, String)>, Error> {
-    let ns = lake.namespace().ok_or(Error::NoNamespace)?;
-    let invalid = |e: lakekeeper::BuildError| ("InvalidSpec", e.to_string());
-    objects::create_once(lake, ctx, &lakekeeper::encryption_secret_name(lake), || {
-        Ok(lakekeeper::encryption_secret(
-            lake,
-            &objects::random_token(48)?,
-        ))
-    })
-    .await?;
-    match lakekeeper::managed_postgres(spec) {
-        Some(pg) => {
-            objects::create_once(lake, ctx, &lakekeeper::db_secret_name(lake), || {
-                Ok(lakekeeper::db_secret(lake, &objects::random_token(32)?))
-            })
-            .await?;
-            apply(&ctx.client, lakekeeper::db_service(lake)).await?;
-            apply(&ctx.client, lakekeeper::db_statefulset(lake, &pg)).await?;
-        }
-        None => {
-            objects::prune(lake, ctx, lakekeeper::DB_COMPONENT, &[]).await?;
-        }
+    invalid: &Invalid,
+) -> Result<Result<(), Stop>, Error> {
+    if let Some(message) = invalid.get(Part::Catalog) {
+        return Ok(Err(refused(Refusal::new("InvalidSpec", message))));
     }
-    let job = match lakekeeper::migrate_job(lake, spec) {
-        Ok(j) => j,
-        Err(e) => return Ok(Err(invalid(e))),
-    };
-    // A new image means a new migrations Job; the old one goes.
-    objects::prune(lake, ctx, lakekeeper::MIGRATE_COMPONENT, &[job.name_any()]).await?;
-    apply(&ctx.client, job).await?;
-    let deployment = match lakekeeper::deployment(lake, spec) {
-        Ok(d) => d,
-        Err(e) => return Ok(Err(invalid(e))),
-    };
-    apply(&ctx.client, lakekeeper::service(lake)).await?;
-    apply(&ctx.client, deployment).await?;
-    let available = objects::deployment_available(ctx, &ns, &lakekeeper::name(lake)).await?;
-    if available < 1 {
-        return Ok(Err((
-            "CatalogStarting",
-            format!(
-                "Lakekeeper Deployment {}: no available replica yet",
-                lakekeeper::name(lake)
-            ),
-        )));
+    let ns = namespace(lake)?;
+    let name = lakekeeper::name(lake);
+    if deployment_available(ctx, &ns, &name).await? < 1 {
+        let message = format!("Lakekeeper Deployment {name}: no available replica yet");
+        let stop = Stop::starting(Part::Catalog, "CatalogStarting", message, STARTING_RECHECK);
+        return Ok(Err(stop));
     }
-    bootstrap(lake, ctx).await
+    bootstrap(lake, ctx, &ns).await
 }
 
-/// Bootstrap Lakekeeper and create the lake's warehouse (both idempotent: "already done"
-/// answers are success).
-async fn bootstrap(
-    lake: &DataLake,
-    ctx: &Context,
-) -> Result<Result<(), (&'static str, String)>, Error> {
-    let endpoints = LakeEndpoints::for_lake(lake);
-    let ns = lake.namespace().ok_or(Error::NoNamespace)?;
-    let c = &endpoints.credentials;
-    let (access, secret) = match storage::credentials(
-        ctx,
-        &ns,
-        &c.secret_name,
-        (&c.access_key_id_key, &c.secret_access_key_key),
-    )
-    .await?
-    {
-        Ok(pair) => pair,
-        Err(no) => return Ok(Err((no.reason, no.message))),
-    };
-    let bucket = lake
-        .spec
+/// The bucket of the warehouse: the first database's zone, else the first zone.
+fn warehouse_bucket(lake: &DataLake) -> String {
+    lake.spec
         .catalog
         .as_ref()
         .and_then(|cat| cat.databases.first())
         .and_then(|db| lake.spec.zones.iter().find(|z| z.name == db.zone))
         .or(lake.spec.zones.first())
         .map(|z| lake.bucket_name(z))
-        .unwrap_or_default();
-    let base = lakekeeper::uri(lake);
-    let http = reqwest::Client::new();
-    let calls = [
-        (lakekeeper::BOOTSTRAP_PATH, lakekeeper::bootstrap_request()),
-        (
-            lakekeeper::WAREHOUSE_PATH,
-            lakekeeper::warehouse_request(
-                &lakekeeper::warehouse_name(lake),
-                &bucket,
-                Some("warehouse"),
-                &endpoints,
-                &access,
-                &secret,
-            ),
-        ),
-    ];
-    for (path, body) in calls {
-        let resp = match http.post(format!("{base}{path}")).json(&body).send().await {
-            Ok(r) => r,
-            Err(e) => {
-                return Ok(Err((
-                    "CatalogUnreachable",
-                    format!("POST {base}{path}: {e}"),
-                )));
-            }
-        };
-        let status = resp.status();
-        // 409: already bootstrapped / warehouse exists.
-        if !(status.is_success() || status == StatusCode::CONFLICT) {
-            let text: String = resp
-                .text()
-                .await
-                .unwrap_or_default()
-                .chars()
-                .take(300)
-                .collect();
-            return Ok(Err((
-                "CatalogError",
-                format!("POST {base}{path}: {status}: {text}"),
-            )));
-        }
-    }
-    Ok(Ok(()))
+        .unwrap_or_default()
+}
+
+/// Bootstrap Lakekeeper and create the lake's warehouse with the storage credentials.
+async fn bootstrap(lake: &DataLake, ctx: &Context, ns: &str) -> Result<Result<(), Stop>, Error> {
+    let endpoints = LakeEndpoints::for_lake(lake);
+    let c = &endpoints.credentials;
+    let keys = (
+        c.access_key_id_key.as_str(),
+        c.secret_access_key_key.as_str(),
+    );
+    let (access, secret) = match storage::credentials(ctx, ns, &c.secret_name, keys).await? {
+        Ok(pair) => pair,
+        Err(refusal) => return Ok(Err(refused(refusal))),
+    };
+    let warehouse = lakekeeper::warehouse_request(
+        &lakekeeper::warehouse_name(lake),
+        &warehouse_bucket(lake),
+        Some("warehouse"),
+        &endpoints,
+        &access,
+        &secret,
+    );
+    Ok(bootstrap_with_warehouse(&lakekeeper::uri(lake), warehouse)
+        .await
+        .map_err(|e| refused(Refusal::new(e.reason(), e.to_string()).retry_after(RETRY))))
 }

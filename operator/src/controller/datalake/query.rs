@@ -1,63 +1,58 @@
-//! The query-engine stage: Trino coordinator and workers wired to the lake's catalog and
-//! storage; removed again when the spec drops it.
+//! The query-engine stage, after the apply: Trino's coordinator must have an available
+//! replica; record `QueryEngineReady` and the endpoint.
 
-use kube::ResourceExt;
 use lakeform_api::datalake::DataLake;
 
-use super::super::apply::apply;
 use super::super::context::Context;
+use super::super::error::{Error, Refusal, namespace};
+use super::STARTING_RECHECK;
+use super::objects::deployment_available;
+use super::outcome::Stop;
 use super::status::StatusBuilder;
-use super::storage::Outcome;
-use super::{Error, STARTING_RECHECK, objects};
-use crate::desired::connection::LakeEndpoints;
+use crate::desired::lake::{Invalid, Part};
 use crate::desired::trino;
 
-/// Converge Trino; record `QueryEngineReady` and the endpoint.
+/// Check Trino (when the spec asks for one); record `QueryEngineReady` and the endpoint.
 pub async fn reconcile(
     lake: &DataLake,
     ctx: &Context,
+    invalid: &Invalid,
     status: &mut StatusBuilder,
-    endpoints: &LakeEndpoints,
-) -> Result<Outcome, Error> {
-    let built = match trino::objects(lake, endpoints) {
-        Ok(b) => b,
-        Err(e) => {
-            status.query_engine(false, "InvalidSpec", e.to_string());
-            return Ok(Outcome::Failed {
-                reason: "InvalidSpec",
-                retry: false,
-            });
-        }
-    };
-    let Some(objs) = built else {
-        for component in [trino::COORDINATOR_COMPONENT, trino::WORKER_COMPONENT] {
-            objects::prune(lake, ctx, component, &[]).await?;
-        }
-        return Ok(Outcome::Ready);
-    };
-    let ns = lake.namespace().ok_or(Error::NoNamespace)?;
-    for cm in objs.config_maps {
-        apply(&ctx.client, cm).await?;
+) -> Result<Option<Stop>, Error> {
+    if let Some(message) = invalid.get(Part::QueryEngine) {
+        let refusal = Refusal::new("InvalidSpec", message);
+        return Ok(Some(Stop::refused(
+            Part::QueryEngine,
+            "BuildQueryEngine",
+            refusal,
+        )));
     }
-    apply(&ctx.client, objs.service).await?;
-    for d in objs.deployments {
-        apply(&ctx.client, d).await?;
+    let wanted = lake
+        .spec
+        .query_engine
+        .as_ref()
+        .is_some_and(|q| q.trino.is_some());
+    if !wanted {
+        return Ok(None);
     }
+    let ns = namespace(lake)?;
     status.trino_endpoint(&trino::uri(lake));
     let coordinator = trino::name(lake, trino::Role::Coordinator);
-    let available = objects::deployment_available(ctx, &ns, &coordinator).await?;
-    if available < 1 {
-        status.query_engine(
-            false,
+    if deployment_available(ctx, &ns, &coordinator).await? < 1 {
+        let message =
+            format!("Trino coordinator Deployment {coordinator} has no available replica yet");
+        let stop = Stop::starting(
+            Part::QueryEngine,
             "QueryEngineStarting",
-            format!("Trino coordinator Deployment {coordinator} has no available replica yet"),
+            message,
+            STARTING_RECHECK,
         );
-        return Ok(Outcome::Waiting(STARTING_RECHECK));
+        return Ok(Some(stop));
     }
     status.query_engine(
         true,
         "QueryEngineReady",
         format!("Trino coordinator available at {}", trino::uri(lake)),
     );
-    Ok(Outcome::Ready)
+    Ok(None)
 }

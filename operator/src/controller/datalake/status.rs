@@ -11,6 +11,7 @@ use lakeform_api::datalake::{DataLake, DataLakeStatus, Endpoints, ZoneStatus};
 use serde_json::json;
 
 use super::super::context::Context;
+use crate::desired::lake::Part;
 
 /// Condition type of the storage component.
 pub const STORAGE_READY: &str = "StorageReady";
@@ -100,9 +101,13 @@ impl StatusBuilder {
         self.status.zones = zones;
     }
 
-    /// The spec is invalid: every component waits for a change.
-    pub fn invalid(&mut self, message: &str) {
-        self.storage(false, "InvalidSpec", message.to_string());
+    /// The verdict of one part of the lake.
+    pub fn part(&mut self, part: Part, ok: bool, reason: &str, message: String) {
+        match part {
+            Part::Storage => self.storage(ok, reason, message),
+            Part::Catalog => self.catalog(ok, reason, message),
+            Part::QueryEngine => self.query_engine(ok, reason, message),
+        }
     }
 
     /// Reconciliation is paused.

@@ -1,198 +1,114 @@
-//! The storage stage: an S3 connection (managed MinIO or external endpoint) and the zones'
-//! buckets.
-
-use std::time::Duration;
+//! The storage stage, after the apply: an S3 connection (managed MinIO once its pods are
+//! ready, or the external endpoint) and the zones' buckets with their settings.
 
 use k8s_openapi::api::apps::v1::StatefulSet;
-use k8s_openapi::api::core::v1::Secret;
 use kube::runtime::events::EventType;
 use kube::{Api, Resource, ResourceExt};
 use lakeform_api::datalake::{DataLake, ZoneStatus};
 
-use super::super::apply::apply;
 use super::super::context::Context;
+use super::super::error::{Error, KubeResultExt, Refusal, namespace};
+use super::super::lake::secret;
 use super::super::metrics::WriteLabels;
+use super::STARTING_RECHECK;
+use super::outcome::{RETRY, Stop};
 use super::status::StatusBuilder;
-use super::{Error, STARTING_RECHECK, objects};
+use crate::desired::lake::{Invalid, Part};
 use crate::desired::{buckets, minio};
 use crate::storage::{
     S3Connection, Storage, StorageError, delete_bucket_and_contents, ensure_bucket,
 };
 
-/// Result of the storage stage.
-pub enum Outcome {
-    /// Every bucket is as desired.
-    Ready,
-    /// Waiting for something that will happen by itself (pods starting).
-    Waiting(Duration),
-    /// Failed with a status reason; `retry` false when only a spec change can help.
-    Failed { reason: &'static str, retry: bool },
-}
+/// Here for the crawler controller until it reads Secrets through `controller::lake`.
+pub(crate) use super::super::lake::secret_value;
 
-impl Outcome {
-    /// Combine the outcomes of two stages: any failure wins, then waiting, then ready.
-    pub fn and(self, other: Outcome) -> Outcome {
-        match (self, other) {
-            (Outcome::Failed { reason, retry }, Outcome::Failed { retry: r2, .. }) => {
-                Outcome::Failed {
-                    reason,
-                    retry: retry || r2,
-                }
-            }
-            (f @ Outcome::Failed { .. }, _) | (_, f @ Outcome::Failed { .. }) => f,
-            (Outcome::Waiting(a), Outcome::Waiting(b)) => Outcome::Waiting(a.min(b)),
-            (w @ Outcome::Waiting(_), _) | (_, w @ Outcome::Waiting(_)) => w,
-            (Outcome::Ready, Outcome::Ready) => Outcome::Ready,
-        }
-    }
-}
-
-/// Why no connection could be made.
-pub(super) struct NoConnection {
-    pub(super) reason: &'static str,
-    pub(super) message: String,
-    outcome: Outcome,
-}
-
-/// The value of `key` in `secret` (`data`, else `stringData`), if it is UTF-8.
-pub(crate) fn secret_value(secret: &Secret, key: &str) -> Option<String> {
-    if let Some(v) = secret.data.as_ref().and_then(|d| d.get(key)) {
-        return String::from_utf8(v.0.clone()).ok();
-    }
-    secret
-        .string_data
-        .as_ref()
-        .and_then(|d| d.get(key))
-        .cloned()
-}
-
-/// Read the credentials of `secret_name` from `keys`.
+/// Read the access key pair of `secret_name` from `keys` (values as stored, not trimmed).
+/// Refused (and retried) when the Secret or a key is missing.
 pub(super) async fn credentials(
     ctx: &Context,
     ns: &str,
     secret_name: &str,
     keys: (&str, &str),
-) -> Result<Result<(String, String), NoConnection>, Error> {
-    let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), ns);
-    let Some(secret) = secrets.get_opt(secret_name).await? else {
-        return Ok(Err(NoConnection {
-            reason: "SecretNotFound",
-            message: format!(
-                "Secret {ns}/{secret_name} with the storage credentials does not exist"
-            ),
-            outcome: Outcome::Failed {
-                reason: "SecretNotFound",
-                retry: true,
-            },
-        }));
+) -> Result<Result<(String, String), Refusal>, Error> {
+    let Some(secret) = secret(&ctx.client, ns, secret_name).await? else {
+        return Ok(Err(Refusal::new(
+            "SecretNotFound",
+            format!("Secret {ns}/{secret_name} with the storage credentials does not exist"),
+        )
+        .retry_after(RETRY)));
     };
     match (secret_value(&secret, keys.0), secret_value(&secret, keys.1)) {
         (Some(a), Some(s)) if !a.is_empty() && !s.is_empty() => Ok(Ok((a, s))),
-        _ => Ok(Err(NoConnection {
-            reason: "InvalidSecret",
-            message: format!(
+        _ => Ok(Err(Refusal::new(
+            "InvalidSecret",
+            format!(
                 "Secret {ns}/{secret_name} needs non-empty keys {:?} and {:?}",
                 keys.0, keys.1
             ),
-            outcome: Outcome::Failed {
-                reason: "InvalidSecret",
-                retry: true,
-            },
-        })),
+        )
+        .retry_after(RETRY))),
     }
 }
 
-/// Apply the managed MinIO objects and, once its pods are ready, connect with the root user.
+/// Why the lake's storage cannot be reached yet.
+fn connect_refused(refusal: Refusal) -> Stop {
+    Stop::refused(Part::Storage, "ConnectStorage", refusal)
+}
+
+/// Once the applied MinIO has its pods ready, connect with the root user.
 async fn managed_connection(
     lake: &DataLake,
     ctx: &Context,
     ns: &str,
-) -> Result<Result<S3Connection, NoConnection>, Error> {
-    let Some(spec) = lake.spec.storage.managed.as_ref() else {
-        return Err(Error::Internal("managed storage expected".into()));
-    };
-    let secret_name = minio::secret_name(lake);
-    objects::create_once(lake, ctx, &secret_name, || {
-        let user = objects::random_token(8)?;
-        Ok(minio::secret(
-            lake,
-            &format!("lakeform-{user}"),
-            &objects::random_token(40)?,
-        ))
-    })
-    .await?;
-    for svc in minio::services(lake) {
-        apply(&ctx.client, svc).await?;
-    }
-    if let Some(token) = ctx.minio_webhook.as_ref().and_then(|w| w.token.as_deref()) {
-        apply(&ctx.client, minio::events_secret(lake, token)).await?;
-    }
-    let sts = match minio::statefulset(lake, spec, ctx.minio_webhook.as_ref()) {
-        Ok(s) => s,
-        Err(e) => {
-            return Ok(Err(NoConnection {
-                reason: "InvalidSpec",
-                message: e.to_string(),
-                outcome: Outcome::Failed {
-                    reason: "InvalidSpec",
-                    retry: false,
-                },
-            }));
-        }
-    };
-    apply(&ctx.client, sts).await?;
-    let live: Api<StatefulSet> = Api::namespaced(ctx.client.clone(), ns);
-    let ready = live
-        .get_opt(&minio::name(lake))
-        .await?
+    replicas: i32,
+) -> Result<Result<S3Connection, Stop>, Error> {
+    let name = minio::name(lake);
+    let ready = Api::<StatefulSet>::namespaced(ctx.client.clone(), ns)
+        .get_opt(&name)
+        .await
+        .during(|| format!("reading StatefulSet {ns}/{name}"))?
         .and_then(|s| s.status)
         .and_then(|s| s.ready_replicas)
         .unwrap_or(0);
-    if ready < spec.replicas {
-        return Ok(Err(NoConnection {
-            reason: "StorageStarting",
-            message: format!(
-                "MinIO StatefulSet {}: {ready}/{} replicas ready",
-                minio::name(lake),
-                spec.replicas
-            ),
-            outcome: Outcome::Waiting(STARTING_RECHECK),
-        }));
+    if ready < replicas {
+        let message = format!("MinIO StatefulSet {name}: {ready}/{replicas} replicas ready");
+        let stop = Stop::starting(Part::Storage, "StorageStarting", message, STARTING_RECHECK);
+        return Ok(Err(stop));
     }
-    let (access_key, secret_key) = match credentials(
-        ctx,
-        ns,
-        &secret_name,
-        (minio::USER_KEY, minio::PASSWORD_KEY),
-    )
-    .await?
-    {
-        Ok(c) => c,
-        Err(no) => return Ok(Err(no)),
-    };
-    Ok(Ok(S3Connection {
-        endpoint: minio::endpoint(lake),
-        region: "us-east-1".into(),
-        path_style: true,
-        access_key,
-        secret_key,
-    }))
+    let keys = (minio::USER_KEY, minio::PASSWORD_KEY);
+    let secret_name = minio::secret_name(lake);
+    Ok(credentials(ctx, ns, &secret_name, keys)
+        .await?
+        .map(|(access_key, secret_key)| S3Connection {
+            endpoint: minio::endpoint(lake),
+            region: "us-east-1".into(),
+            path_style: true,
+            access_key,
+            secret_key,
+        })
+        .map_err(connect_refused))
 }
 
-/// The S3 connection of a lake.
+/// The S3 connection of a lake (its objects already applied), or why there is none.
 async fn connection(
     lake: &DataLake,
     ctx: &Context,
-) -> Result<Result<S3Connection, NoConnection>, Error> {
-    let ns = lake.namespace().ok_or(Error::NoNamespace)?;
-    if let Some(ext) = &lake.spec.storage.external {
-        let c = &ext.credentials;
-        return Ok(credentials(
-            ctx,
-            &ns,
-            &c.secret_name,
-            (&c.access_key_id_key, &c.secret_access_key_key),
-        )
+    invalid: &Invalid,
+) -> Result<Result<S3Connection, Stop>, Error> {
+    let ns = namespace(lake)?;
+    if let Some(message) = invalid.get(Part::Storage) {
+        return Ok(Err(connect_refused(Refusal::new("InvalidSpec", message))));
+    }
+    let Some(ext) = &lake.spec.storage.external else {
+        let replicas = lake.spec.storage.managed.as_ref().map_or(0, |m| m.replicas);
+        return managed_connection(lake, ctx, &ns, replicas).await;
+    };
+    let c = &ext.credentials;
+    let keys = (
+        c.access_key_id_key.as_str(),
+        c.secret_access_key_key.as_str(),
+    );
+    Ok(credentials(ctx, &ns, &c.secret_name, keys)
         .await?
         .map(|(access_key, secret_key)| S3Connection {
             endpoint: ext.endpoint.clone(),
@@ -200,99 +116,65 @@ async fn connection(
             path_style: ext.path_style,
             access_key,
             secret_key,
-        }));
-    }
-    managed_connection(lake, ctx, &ns).await
+        })
+        .map_err(connect_refused))
 }
 
-/// Converge storage; record conditions, zones and the endpoint in `status`.
+/// Connect to the lake's storage and converge its buckets; record `StorageReady`, the zones
+/// and the endpoint in `status`.
 pub async fn reconcile(
     lake: &DataLake,
     ctx: &Context,
+    invalid: &Invalid,
     status: &mut StatusBuilder,
-) -> Result<Outcome, Error> {
-    let reference = lake.object_ref(&());
-    let conn = match connection(lake, ctx).await? {
+) -> Result<Option<Stop>, Error> {
+    let conn = match connection(lake, ctx, invalid).await? {
         Ok(c) => c,
-        Err(no) => {
-            status.storage(false, no.reason, no.message.clone());
-            if !matches!(no.outcome, Outcome::Waiting(_)) {
-                ctx.event(
-                    &reference,
-                    EventType::Warning,
-                    no.reason,
-                    "ConnectStorage",
-                    no.message,
-                )
-                .await;
-            }
-            return Ok(no.outcome);
-        }
+        Err(stop) => return Ok(Some(stop)),
     };
     status.s3_endpoint(&conn.endpoint);
     let st = match Storage::connect(&conn).await {
         Ok(st) => st,
-        Err(e) => return Ok(fail(lake, ctx, status, &e, Vec::new()).await),
+        Err(e) => return Ok(Some(failed(status, &e, Vec::new()))),
     };
     let desired = buckets::desired_buckets(lake);
+    let (zones, first_error) = ensure_zones(lake, ctx, &st, &desired).await;
+    if let Some(e) = first_error {
+        return Ok(Some(failed(status, &e, zones)));
+    }
+    status.zones(zones);
+    status.storage(
+        true,
+        "BucketsReady",
+        format!("{} bucket(s) ready at {}", desired.len(), conn.endpoint),
+    );
+    Ok(None)
+}
+
+/// Ensure each zone's bucket; the zones' states and the first error. Stops at the first error
+/// that means the endpoint or the keys are unusable.
+async fn ensure_zones(
+    lake: &DataLake,
+    ctx: &Context,
+    st: &Storage,
+    desired: &[buckets::DesiredBucket],
+) -> (Vec<ZoneStatus>, Option<StorageError>) {
     let mut zones = Vec::with_capacity(desired.len());
     let mut first_error: Option<StorageError> = None;
-    for want in &desired {
-        match ensure_bucket(&st, want).await {
+    for want in desired {
+        let zone = |ready: bool, message: Option<String>| ZoneStatus {
+            name: want.zone.clone(),
+            bucket: want.name.clone(),
+            ready,
+            message,
+        };
+        match ensure_bucket(st, want).await {
             Ok(report) => {
-                if report.created {
-                    ctx.metrics
-                        .storage_writes
-                        .get_or_create(&WriteLabels {
-                            what: "bucket".into(),
-                        })
-                        .inc();
-                    ctx.event(
-                        &reference,
-                        EventType::Normal,
-                        "BucketCreated",
-                        "CreateBucket",
-                        format!("zone {}: created bucket {}", want.zone, want.name),
-                    )
-                    .await;
-                }
-                for what in &report.changed {
-                    ctx.metrics
-                        .storage_writes
-                        .get_or_create(&WriteLabels {
-                            what: (*what).into(),
-                        })
-                        .inc();
-                }
-                if !report.changed.is_empty() {
-                    ctx.event(
-                        &reference,
-                        EventType::Normal,
-                        "BucketUpdated",
-                        "UpdateBucket",
-                        format!(
-                            "zone {}: bucket {} updated: {}",
-                            want.zone,
-                            want.name,
-                            report.changed.join(", ")
-                        ),
-                    )
-                    .await;
-                }
-                zones.push(ZoneStatus {
-                    name: want.zone.clone(),
-                    bucket: want.name.clone(),
-                    ready: true,
-                    message: None,
-                });
+                announce_bucket(lake, ctx, want, report.created, &report.changed).await;
+                zones.push(zone(true, None));
             }
             Err(e) => {
-                zones.push(ZoneStatus {
-                    name: want.zone.clone(),
-                    bucket: want.name.clone(),
-                    ready: false,
-                    message: Some(e.to_string()),
-                });
+                zones.push(zone(false, Some(e.to_string())));
                 let unreachable = matches!(
                     e,
                     StorageError::AccessDenied { .. } | StorageError::EndpointUnreachable { .. }
@@ -304,48 +186,76 @@ pub async fn reconcile(
             }
         }
     }
-    if let Some(e) = first_error {
-        return Ok(fail(lake, ctx, status, &e, zones).await);
-    }
-    status.zones(zones);
-    status.storage(
-        true,
-        "BucketsReady",
-        format!("{} bucket(s) ready at {}", desired.len(), conn.endpoint),
-    );
-    Ok(Outcome::Ready)
+    (zones, first_error)
 }
 
-async fn fail(
+/// Count and tell what was written to a bucket.
+async fn announce_bucket(
     lake: &DataLake,
     ctx: &Context,
-    status: &mut StatusBuilder,
-    e: &StorageError,
-    zones: Vec<ZoneStatus>,
-) -> Outcome {
+    want: &buckets::DesiredBucket,
+    created: bool,
+    changed: &[&'static str],
+) {
+    let reference = lake.object_ref(&());
+    let count = |what: &str| {
+        let labels = WriteLabels { what: what.into() };
+        ctx.metrics.storage_writes.get_or_create(&labels).inc();
+    };
+    if created {
+        count("bucket");
+        let note = format!("zone {}: created bucket {}", want.zone, want.name);
+        ctx.event(
+            &reference,
+            EventType::Normal,
+            "BucketCreated",
+            "CreateBucket",
+            note,
+        )
+        .await;
+    }
+    for what in changed {
+        count(what);
+    }
+    if !changed.is_empty() {
+        let note = format!(
+            "zone {}: bucket {} updated: {}",
+            want.zone,
+            want.name,
+            changed.join(", ")
+        );
+        ctx.event(
+            &reference,
+            EventType::Normal,
+            "BucketUpdated",
+            "UpdateBucket",
+            note,
+        )
+        .await;
+    }
+}
+
+/// The storage refused what we asked: zones as far as known, and the refusal.
+fn failed(status: &mut StatusBuilder, e: &StorageError, zones: Vec<ZoneStatus>) -> Stop {
     if !zones.is_empty() {
         status.zones(zones);
     }
-    status.storage(false, e.reason(), e.to_string());
-    ctx.event(
-        &lake.object_ref(&()),
-        EventType::Warning,
-        e.reason(),
-        "ReconcileStorage",
-        e.to_string(),
-    )
-    .await;
-    Outcome::Failed {
-        reason: e.reason(),
-        retry: !e.needs_spec_change(),
-    }
+    let refusal = Refusal::new(e.reason(), e.to_string());
+    let refusal = match e.needs_spec_change() {
+        true => refusal,
+        false => refusal.retry_after(RETRY),
+    };
+    Stop::refused(Part::Storage, "ReconcileStorage", refusal)
 }
 
 /// Empty and delete every zone's bucket (deletionPolicy: Delete).
 pub async fn delete_buckets(lake: &DataLake, ctx: &Context) -> Result<(), String> {
-    let conn = match connection(lake, ctx).await.map_err(|e| e.to_string())? {
+    let conn = match connection(lake, ctx, &Invalid::default())
+        .await
+        .map_err(|e| e.to_string())?
+    {
         Ok(c) => c,
-        Err(no) => return Err(no.message),
+        Err(stop) => return Err(stop.refusal.message),
     };
     let st = Storage::connect(&conn).await.map_err(|e| e.to_string())?;
     for want in buckets::desired_buckets(lake) {
@@ -355,39 +265,4 @@ pub async fn delete_buckets(lake: &DataLake, ctx: &Context) -> Result<(), String
         tracing::info!(datalake = %lake.name_any(), bucket = %want.name, "bucket deleted");
     }
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn failed(reason: &'static str, retry: bool) -> Outcome {
-        Outcome::Failed { reason, retry }
-    }
-
-    #[test]
-    fn outcomes_combine_worst_first() {
-        let s = Duration::from_secs;
-        assert!(matches!(Outcome::Ready.and(Outcome::Ready), Outcome::Ready));
-        assert!(
-            matches!(Outcome::Ready.and(Outcome::Waiting(s(5))), Outcome::Waiting(d) if d == s(5))
-        );
-        assert!(
-            matches!(Outcome::Waiting(s(9)).and(Outcome::Waiting(s(5))), Outcome::Waiting(d) if d == s(5))
-        );
-        assert!(matches!(
-            Outcome::Waiting(s(1)).and(failed("X", false)),
-            Outcome::Failed {
-                reason: "X",
-                retry: false
-            }
-        ));
-        assert!(matches!(
-            failed("A", false).and(failed("B", true)),
-            Outcome::Failed {
-                reason: "A",
-                retry: true
-            }
-        ));
-    }
 }
