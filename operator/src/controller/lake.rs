@@ -36,8 +36,6 @@ pub async fn secret(client: &kube::Client, ns: &str, name: &str) -> Result<Optio
 /// defines and the access key pair from the credentials Secret (values trimmed). Refused with
 /// `SecretNotFound` when the Secret is missing and `InvalidSecret` when a key is missing or
 /// empty; both wait for a change (a caller that watches nothing sets its own retry).
-/// Same logic and messages as `crawler::events::connection`, which it is to replace.
-#[allow(dead_code)] // until the crawler and workflow controllers switch over (the lead's change)
 pub async fn s3_connection(
     lake: &DataLake,
     client: &kube::Client,

@@ -30,6 +30,7 @@ use super::context::Context;
 pub use super::error::Error;
 use super::error::{KubeResultExt, Refusal, namespace};
 use super::jobs;
+use super::lake::s3_connection;
 use super::notifications;
 use crate::desired::crawler as build;
 use runs::{OnDemand, Runs};
@@ -361,10 +362,11 @@ async fn listen(
                 .into(),
         ));
     };
-    let conn = match notifications::connection(lake, &cctx.base.client).await? {
+    let conn = match s3_connection(lake, &cctx.base.client).await? {
         Ok(c) => c,
-        Err(why) => {
+        Err(refusal) => {
             cctx.events.stop(&key(crawler));
+            let why = refusal.message;
             return Ok(Err(format!("cannot route bucket notifications: {why}")));
         }
     };
