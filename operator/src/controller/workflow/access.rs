@@ -3,22 +3,56 @@
 //! the Spark Operator's CRD exists for spark steps, and, for incremental extracts, the
 //! bookmark ConfigMap and the step ServiceAccount.
 
+use std::time::Duration;
+
 use k8s_openapi::api::core::v1::{ConfigMap, Secret};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::Api;
 use kube::api::{Patch, PatchParams};
-use kube::{Api, ResourceExt};
 use lakeform_api::workflow::Workflow;
 use serde_json::json;
 
 use super::super::apply::apply;
 use super::super::context::Context;
-use super::Error;
+use super::super::error::{Error, KubeResultExt, Refusal, namespace};
 use crate::desired::spark;
 use crate::desired::workflow_access as build;
 
+/// How often a workflow refused for something outside it (a Secret, the Spark Operator) looks
+/// again.
+pub const RECHECK: Duration = Duration::from_secs(15);
+
+/// Refused (`SecretNotFound`) while an extract step's connection Secret or key is missing.
+pub async fn check_secrets(wf: &Workflow, ctx: &Context) -> Result<Result<(), Refusal>, Error> {
+    let missing = missing_secrets(wf, ctx).await?;
+    if missing.is_empty() {
+        return Ok(Ok(()));
+    }
+    Ok(Err(Refusal::new(
+        "SecretNotFound",
+        format!("{}; no trigger fires until it exists", missing.join("; ")),
+    )
+    .retry_after(RECHECK)))
+}
+
+/// Refused (`SparkOperatorMissing`) while spark steps have no Spark Operator to run them.
+pub async fn check_spark_operator(
+    wf: &Workflow,
+    ctx: &Context,
+) -> Result<Result<(), Refusal>, Error> {
+    Ok(match missing_spark_operator(wf, ctx).await? {
+        None => Ok(()),
+        Some(message) => Err(Refusal::new(
+            "SparkOperatorMissing",
+            format!("{message}; no trigger fires until it is installed"),
+        )
+        .retry_after(RECHECK)),
+    })
+}
+
 /// One line per extract step whose connection Secret or key is missing.
-pub async fn missing_secrets(wf: &Workflow, ctx: &Context) -> Result<Vec<String>, Error> {
-    let ns = wf.namespace().ok_or(Error::NoNamespace)?;
+async fn missing_secrets(wf: &Workflow, ctx: &Context) -> Result<Vec<String>, Error> {
+    let ns = namespace(wf)?;
     let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), &ns);
     let mut out = Vec::new();
     for (i, s) in wf.spec.steps.iter().enumerate() {
@@ -28,7 +62,11 @@ pub async fn missing_secrets(wf: &Workflow, ctx: &Context) -> Result<Vec<String>
             "spec.steps[{i}] ({}).extract.source.connectionSecretRef",
             s.name
         );
-        match secrets.get_opt(&r.name).await? {
+        let secret = secrets
+            .get_opt(&r.name)
+            .await
+            .during(|| format!("reading Secret {ns}/{} ({field})", r.name))?;
+        match secret {
             None => out.push(format!("{field}: Secret {ns}/{} does not exist", r.name)),
             Some(secret) => {
                 let has_key = secret.data.as_ref().is_some_and(|d| d.contains_key(&r.key))
@@ -49,7 +87,7 @@ pub async fn missing_secrets(wf: &Workflow, ctx: &Context) -> Result<Vec<String>
 }
 
 /// The spark steps, one line naming them, when the Spark Operator's CRD does not exist.
-pub async fn missing_spark_operator(wf: &Workflow, ctx: &Context) -> Result<Option<String>, Error> {
+async fn missing_spark_operator(wf: &Workflow, ctx: &Context) -> Result<Option<String>, Error> {
     let steps: Vec<String> = wf
         .spec
         .steps
@@ -62,7 +100,11 @@ pub async fn missing_spark_operator(wf: &Workflow, ctx: &Context) -> Result<Opti
         return Ok(None);
     }
     let crds: Api<CustomResourceDefinition> = Api::all(ctx.client.clone());
-    if crds.get_opt(spark::CRD_NAME).await?.is_some() {
+    let crd = crds
+        .get_opt(spark::CRD_NAME)
+        .await
+        .during(|| format!("reading CustomResourceDefinition {}", spark::CRD_NAME))?;
+    if crd.is_some() {
         return Ok(None);
     }
     Ok(Some(format!(
@@ -86,13 +128,14 @@ pub async fn ensure(wf: &Workflow, ctx: &Context) -> Result<Option<String>, Erro
     let Some(token) = build::pending_reset(wf) else {
         return Ok(None);
     };
-    let ns = wf.namespace().ok_or(Error::NoNamespace)?;
-    let api: Api<ConfigMap> = Api::namespaced(ctx.client.clone(), &ns);
+    let api: Api<ConfigMap> = Api::namespaced(ctx.client.clone(), &namespace(wf)?);
+    let name = build::bookmarks_name(wf);
     api.patch(
-        &build::bookmarks_name(wf),
+        &name,
         &PatchParams::default(),
         &Patch::Merge(&json!({ "data": null })),
     )
-    .await?;
+    .await
+    .during(|| format!("clearing the bookmarks in ConfigMap {name}"))?;
     Ok(Some(token))
 }

@@ -3,16 +3,18 @@
 //! start the run of a batch the batcher handed over.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use kube::ResourceExt;
 use lakeform_api::datalake::DataLake;
-use lakeform_api::workflow::Workflow;
+use lakeform_api::workflow::{EventTrigger, Workflow};
 use lakeform_worker::crawl::listing::Excludes;
 
 use super::super::context::Context;
 use super::super::notifications::{
     self as events, Owner, Plan, Source, Subscriptions, workflow_key_prefix,
 };
+use super::super::error::{Error, KubeResultExt, Refusal};
 
 /// What the Workflow controller needs for event triggers.
 pub struct Events {
@@ -23,14 +25,40 @@ pub struct Events {
     pub image: String,
 }
 
+/// How often a workflow whose event triggers cannot listen looks again.
+const RECHECK: Duration = Duration::from_secs(15);
+
+/// Why event triggers cannot listen (`EventsUnavailable`, looked at again after [`RECHECK`]).
+fn unavailable(message: String) -> Refusal {
+    Refusal::new("EventsUnavailable", message).retry_after(RECHECK)
+}
+
+/// What the trigger `name` listens to: its zone's bucket, under its prefix.
+fn sources(lake: &DataLake, name: &str, e: &EventTrigger) -> Result<Vec<Source>, Refusal> {
+    let Some(zone) = lake.spec.zones.iter().find(|z| z.name == e.zone) else {
+        return Err(unavailable(format!(
+            "trigger {name}: zone {} is not a zone of DataLake {}",
+            e.zone,
+            lake.name_any()
+        )));
+    };
+    let excludes = Excludes::new(&[]).map_err(|err| unavailable(err.to_string()))?;
+    Ok(vec![Source {
+        bucket: lake.bucket_name(zone),
+        prefix: e.prefix.clone(),
+        excludes,
+    }])
+}
+
 /// Route and batch every `event` trigger of `wf`; stop batchers of triggers that are gone.
-/// `Ok(Ok(text))` says what is listened to, `Ok(Err(text))` why it cannot be.
+/// `Ok(Ok(text))` says what is listened to (`None`: no event trigger), `Ok(Err(refusal))` why
+/// it cannot be.
 pub async fn listen(
     wf: &Workflow,
     lake: &DataLake,
     events: &Events,
     ctx: &Arc<Context>,
-) -> Result<Result<Option<String>, String>, kube::Error> {
+) -> Result<Result<Option<String>, Refusal>, Error> {
     let prefix = workflow_key_prefix(wf);
     let triggers: Vec<_> = wf
         .spec
@@ -44,50 +72,46 @@ pub async fn listen(
     }
     let Some(target) = &events.target else {
         events.subscriptions.stop_others(&prefix, &[]);
-        return Ok(Err(
+        return Ok(Err(unavailable(
             "event triggers need the operator's event receiver (lakeform run --events-address); none is configured"
                 .into(),
-        ));
+        )));
     };
-    let conn = match events::connection(lake, &ctx.client).await? {
+    let conn = events::connection(lake, &ctx.client).await.during(|| {
+        format!(
+            "reading the storage credentials of DataLake {}",
+            lake.name_any()
+        )
+    })?;
+    let conn = match conn {
         Ok(c) => c,
         Err(why) => {
             events.subscriptions.stop_others(&prefix, &[]);
-            return Ok(Err(format!("cannot route bucket notifications: {why}")));
+            return Ok(Err(unavailable(format!(
+                "cannot route bucket notifications: {why}"
+            ))));
         }
     };
     let mut keep = Vec::new();
     let mut described = Vec::new();
     for (name, e) in triggers {
-        let Some(zone) = lake.spec.zones.iter().find(|z| z.name == e.zone) else {
-            return Ok(Err(format!(
-                "trigger {name}: zone {} is not a zone of DataLake {}",
-                e.zone,
-                lake.name_any()
-            )));
+        let sources = match sources(lake, &name, e) {
+            Ok(s) => s,
+            Err(refusal) => return Ok(Err(refusal)),
         };
         let owner = Owner::Workflow {
             workflow: wf.clone(),
             trigger: name.clone(),
         };
-        let excludes = match Excludes::new(&[]) {
-            Ok(x) => x,
-            Err(err) => return Ok(Err(err.to_string())),
-        };
-        let sources = vec![Source {
-            bucket: lake.bucket_name(zone),
-            prefix: e.prefix.clone(),
-            excludes,
-        }];
         described.push(format!(
             "{name}: {}/{} in batches of {} key(s) or {}s",
             sources[0].bucket, e.prefix, e.batch_size, e.batch_window_seconds
         ));
         if let Err(err) = events::route(&owner, &conn, &sources, target).await {
             events.subscriptions.stop_others(&prefix, &[]);
-            return Ok(Err(format!(
+            return Ok(Err(unavailable(format!(
                 "cannot route bucket notifications to the operator: {err}"
-            )));
+            ))));
         }
         keep.push(owner.key());
         events.subscriptions.ensure(

@@ -1,8 +1,15 @@
-//! The WorkflowRun reconciler: dereference (its Workflow, the DataLake, the run it resumes) →
-//! advance the step DAG ([`dag`]) with what the step Jobs did → create the Jobs of the attempts
-//! that start → status, and an event per step transition. A finished run is final.
+//! The WorkflowRun reconciler, a pipeline: dereference (its Workflow, the DataLake, the run it
+//! resumes) → advance the step DAG ([`dag`], pure) with what the step Jobs did and create the
+//! Jobs of the attempts that start → status ([`status`]), and an event per step transition. A
+//! finished run is final.
+//!
+//! A stage that cannot go on refuses ([`Refusal`]). A refusal only a change can lift ends the
+//! run `Failed` (`Ready=False` with the refusal's reason and message, a Warning event, the
+//! reason as the metric result); one that retries (the DataLake is missing) leaves the run
+//! waiting with `Ready=False` and no event, as before. Functions here stay under ~80 lines.
 
 pub mod dag;
+mod status;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -16,36 +23,27 @@ use kube::runtime::controller::{Action, Controller};
 use kube::runtime::events::EventType;
 use kube::runtime::watcher;
 use kube::{Api, Resource, ResourceExt};
-use lakeform_api::common::{CONDITION_READY, Conditions, condition, set_condition};
+use lakeform_api::common::FIELD_MANAGER;
 use lakeform_api::datalake::DataLake;
-use lakeform_api::workflow::Workflow;
+use lakeform_api::workflow::{Step, Workflow};
 use lakeform_api::workflow_run::{Phase, StepStatus, WorkflowRun, WorkflowRunStatus};
 use serde_json::json;
 
-use super::apply::replacing_patch;
 use super::context::Context;
+pub use super::error::Error;
+use super::error::{KubeResultExt, Refusal, Retry, namespace};
 use super::jobs::{JobState, job_state};
 use crate::desired::spark::{self, SparkState};
 use crate::desired::workflow::{
     CANCEL_ANNOTATION, LABEL_RUN, LABEL_WORKFLOW, label_value, step_job, step_job_name,
 };
 use dag::{Attempt, Decision};
+use status::{conclude, set_ready, write};
 
-/// Field manager of run status writes.
-const FIELD_MANAGER: &str = "lakeform-workflowrun-controller";
 /// How often a run waiting for its DataLake looks again.
 const WAITING_RECHECK: Duration = Duration::from_secs(10);
 /// How often a running spark step's SparkApplication is looked at.
 const SPARK_POLL: Duration = Duration::from_secs(10);
-
-/// Errors that end a reconcile without a verdict (API failures); retried with backoff.
-#[derive(Debug, thiserror::Error)]
-pub enum Error {
-    #[error("{0}")]
-    Kube(#[from] kube::Error),
-    #[error("WorkflowRun has no namespace")]
-    NoNamespace,
-}
 
 /// What the run controller needs besides the shared context.
 pub struct RunContext {
@@ -62,77 +60,43 @@ fn key(run: &WorkflowRun) -> String {
     )
 }
 
-fn now() -> jiff::Timestamp {
-    jiff::Timestamp::now()
-}
-
-/// Write `status` unless it equals the live one.
-async fn write(run: &WorkflowRun, status: &WorkflowRunStatus, ctx: &Context) -> Result<(), Error> {
-    if run.status.as_ref() == Some(status) {
-        return Ok(());
-    }
-    let ns = run.namespace().ok_or(Error::NoNamespace)?;
-    let api: Api<WorkflowRun> = Api::namespaced(ctx.client.clone(), &ns);
-    let params = PatchParams {
-        field_manager: Some(FIELD_MANAGER.into()),
-        ..Default::default()
-    };
-    api.patch_status(
-        &run.name_any(),
-        &params,
-        &Patch::Merge(&json!({ "status": replacing_patch(
-            &serde_json::to_value(&run.status).unwrap_or_default(),
-            serde_json::to_value(status).unwrap_or_default(),
-        ) })),
-    )
-    .await?;
-    Ok(())
-}
-
-fn set_ready(
-    conditions: &mut Conditions,
-    run: &WorkflowRun,
-    ok: bool,
-    reason: &str,
-    message: String,
-) {
-    set_condition(
-        conditions,
-        condition(
-            CONDITION_READY,
-            ok,
-            reason,
-            message,
-            run.metadata.generation,
-            Time(now()),
-        ),
-    );
-}
-
 async fn event(ctx: &Context, run: &WorkflowRun, type_: EventType, reason: &str, note: String) {
     ctx.event(&run.object_ref(&()), type_, reason, "Run", note)
         .await;
 }
 
-/// End the run as `Failed` before any step ran (what it needs is missing or invalid).
-async fn fail(
+/// The run cannot go on. Refusals only a change can lift end it `Failed` before any (further)
+/// step runs, with a Warning event the first time; the others leave it waiting.
+async fn refuse(
     run: &WorkflowRun,
     mut status: WorkflowRunStatus,
-    reason: &str,
-    message: String,
+    refusal: Refusal,
     ctx: &Context,
 ) -> Result<Action, Error> {
+    let now = jiff::Timestamp::now();
+    let message = refusal.message.clone();
+    if let Retry::After(_) = refusal.retry {
+        set_ready(&mut status, run, false, refusal.reason, message, now);
+        status.observed_generation = run.metadata.generation;
+        write(run, &status, ctx).await?;
+        ctx.metrics.reconciled("WorkflowRun", refusal.reason);
+        return Ok(refusal.action());
+    }
     let first = status.phase != Some(Phase::Failed);
     status.phase = Some(Phase::Failed);
     status.message = Some(message.clone());
-    status.completion_time.get_or_insert(Time(now()));
+    status.completion_time.get_or_insert(Time(now));
     status.observed_generation = run.metadata.generation;
-    set_ready(&mut status.conditions, run, false, reason, message.clone());
+    set_ready(&mut status, run, false, refusal.reason, message, now);
     write(run, &status, ctx).await?;
     if first {
-        event(ctx, run, EventType::Warning, reason, message).await;
+        refusal
+            .publish(ctx, &run.object_ref(&()), "WorkflowRun", "Run")
+            .await;
+    } else {
+        ctx.metrics.reconciled("WorkflowRun", refusal.reason);
     }
-    Ok(Action::await_change())
+    Ok(refusal.action())
 }
 
 /// Runs created by hand get their Workflow as owner (and its label), as triggered runs have:
@@ -154,32 +118,38 @@ async fn adopt(run: &WorkflowRun, wf: &Workflow, ctx: &Context) -> Result<(), Er
         }
         owners.push(o);
     }
-    let ns = run.namespace().ok_or(Error::NoNamespace)?;
     let patch = json!({"metadata": {
         "labels": {LABEL_WORKFLOW: label},
         "ownerReferences": owners,
     }});
-    Api::<WorkflowRun>::namespaced(ctx.client.clone(), &ns)
+    let name = run.name_any();
+    Api::<WorkflowRun>::namespaced(ctx.client.clone(), &namespace(run)?)
         .patch(
-            &run.name_any(),
+            &name,
             &PatchParams {
                 field_manager: Some(FIELD_MANAGER.into()),
                 ..Default::default()
             },
             &Patch::Merge(&patch),
         )
-        .await?;
+        .await
+        .during(|| {
+            format!(
+                "adopting WorkflowRun {name} into Workflow {}",
+                wf.name_any()
+            )
+        })?;
     Ok(())
 }
 
 /// The Jobs of this run, by name.
 async fn jobs(run: &WorkflowRun, ctx: &Context) -> Result<BTreeMap<String, Job>, Error> {
-    let ns = run.namespace().ok_or(Error::NoNamespace)?;
-    let api: Api<Job> = Api::namespaced(ctx.client.clone(), &ns);
+    let api: Api<Job> = Api::namespaced(ctx.client.clone(), &namespace(run)?);
     let selector = format!("{LABEL_RUN}={}", label_value(&run.name_any()));
     Ok(api
         .list(&ListParams::default().labels(&selector))
-        .await?
+        .await
+        .during(|| format!("listing the Jobs of WorkflowRun {}", run.name_any()))?
         .items
         .into_iter()
         .filter(|j| {
@@ -208,14 +178,21 @@ async fn owned_spark_apps(
     run: &WorkflowRun,
     ctx: &Context,
 ) -> Result<BTreeMap<String, DynamicObject>, Error> {
-    let ns = run.namespace().ok_or(Error::NoNamespace)?;
-    let api: Api<DynamicObject> = Api::namespaced_with(ctx.client.clone(), &ns, &spark::resource());
+    let api: Api<DynamicObject> =
+        Api::namespaced_with(ctx.client.clone(), &namespace(run)?, &spark::resource());
     let selector = format!("{LABEL_RUN}={}", label_value(&run.name_any()));
     let list = match api.list(&ListParams::default().labels(&selector)).await {
         Ok(l) => l,
         // the Spark Operator's CRD is gone: the steps' applications are missing
         Err(kube::Error::Api(s)) if s.code == 404 => return Ok(BTreeMap::new()),
-        Err(e) => return Err(e.into()),
+        Err(e) => {
+            return Err(e).during(|| {
+                format!(
+                    "listing the SparkApplications of WorkflowRun {}",
+                    run.name_any()
+                )
+            });
+        }
     };
     Ok(list
         .items
@@ -278,6 +255,18 @@ fn attempts(
         .collect()
 }
 
+/// Delete `name` through `api`; gone already is fine.
+async fn delete_active<K>(api: &Api<K>, name: &str, what: &str) -> Result<(), Error>
+where
+    K: Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+{
+    match api.delete(name, &DeleteParams::background()).await {
+        Ok(_) => Ok(()),
+        Err(kube::Error::Api(s)) if s.code == 404 => Ok(()),
+        Err(e) => Err(e).during(|| format!("deleting {what} {name} (run cancelled)")),
+    }
+}
+
 /// `concurrencyPolicy: Replace` (or a user) asked the run to stop: delete its active Jobs and
 /// cancel every unfinished step.
 async fn cancel(
@@ -285,29 +274,22 @@ async fn cancel(
     mut status: WorkflowRunStatus,
     ctx: &Context,
 ) -> Result<Action, Error> {
-    let ns = run.namespace().ok_or(Error::NoNamespace)?;
+    let ns = namespace(run)?;
     let apps: Api<DynamicObject> =
         Api::namespaced_with(ctx.client.clone(), &ns, &spark::resource());
     for (name, app) in owned_spark_apps(run, ctx).await? {
         if spark::state(&app) == SparkState::Running {
-            match apps.delete(&name, &DeleteParams::background()).await {
-                Ok(_) => {}
-                Err(kube::Error::Api(s)) if s.code == 404 => {}
-                Err(e) => return Err(e.into()),
-            }
+            delete_active(&apps, &name, "SparkApplication").await?;
         }
     }
     let api: Api<Job> = Api::namespaced(ctx.client.clone(), &ns);
     for (name, job) in jobs(run, ctx).await? {
         if job_state(&job) == JobState::Active {
-            match api.delete(&name, &DeleteParams::background()).await {
-                Ok(_) => {}
-                Err(kube::Error::Api(s)) if s.code == 404 => {}
-                Err(e) => return Err(e.into()),
-            }
+            delete_active(&api, &name, "Job").await?;
         }
     }
-    let t = Time(now());
+    let now = jiff::Timestamp::now();
+    let t = Time(now);
     for s in status.steps.iter_mut().filter(|s| !s.phase.is_final()) {
         s.phase = Phase::Cancelled;
         s.completion_time = Some(t.clone());
@@ -321,38 +303,36 @@ async fn cancel(
     status.phase = Some(Phase::Cancelled);
     status.completion_time = Some(t);
     status.message = Some(format!("cancelled: {message}"));
-    set_ready(
-        &mut status.conditions,
-        run,
-        false,
-        "Cancelled",
-        format!("cancelled: {message}"),
-    );
+    let ready = format!("cancelled: {message}");
+    set_ready(&mut status, run, false, "Cancelled", ready, now);
     write(run, &status, ctx).await?;
     event(ctx, run, EventType::Normal, "RunCancelled", message).await;
     Ok(Action::await_change())
 }
 
-async fn reconcile(run: Arc<WorkflowRun>, rctx: Arc<RunContext>) -> Result<Action, Error> {
-    let ctx = rctx.base.as_ref();
-    let run = run.as_ref();
-    let ns = run.namespace().ok_or(Error::NoNamespace)?;
-    let mut status = run.status.clone().unwrap_or_default();
-    if status.phase.is_some_and(Phase::is_final) {
-        return Ok(Action::await_change());
-    }
-    if run.annotations().contains_key(CANCEL_ANNOTATION) {
-        return cancel(run, status, ctx).await;
-    }
+/// What a run works with: its Workflow and DataLake, and the step statuses of the run it
+/// resumes (read only while the run has no step statuses yet).
+struct Deps {
+    workflow: Workflow,
+    lake: DataLake,
+    resumed: Option<(String, Vec<StepStatus>)>,
+}
 
-    // dereference
+/// Read the Workflow (adopting the run into it), its DataLake and the run this one resumes.
+async fn dereference(
+    run: &WorkflowRun,
+    status: &WorkflowRunStatus,
+    ctx: &Context,
+) -> Result<Result<Deps, Refusal>, Error> {
+    let ns = namespace(run)?;
     let wf_name = &run.spec.workflow_ref.name;
     let Some(workflow) = Api::<Workflow>::namespaced(ctx.client.clone(), &ns)
         .get_opt(wf_name)
-        .await?
+        .await
+        .during(|| format!("reading Workflow {wf_name} (spec.workflowRef.name)"))?
     else {
         let m = format!("Workflow {ns}/{wf_name} (spec.workflowRef.name) does not exist");
-        return fail(run, status, "WorkflowNotFound", m, ctx).await;
+        return Ok(Err(Refusal::new("WorkflowNotFound", m)));
     };
     adopt(run, &workflow, ctx).await?;
     if workflow.spec.blueprint_ref.is_some() {
@@ -360,62 +340,115 @@ async fn reconcile(run: Arc<WorkflowRun>, rctx: Arc<RunContext>) -> Result<Actio
             "Workflow {wf_name} is expanded from a Blueprint, which this lakeform version cannot \
              expand yet"
         );
-        return fail(run, status, "BlueprintNotSupported", m, ctx).await;
+        return Ok(Err(Refusal::new("BlueprintNotSupported", m)));
     }
     let lake_name = &workflow.spec.lake_ref.name;
     let Some(lake) = Api::<DataLake>::namespaced(ctx.client.clone(), &ns)
         .get_opt(lake_name)
-        .await?
+        .await
+        .during(|| format!("reading DataLake {lake_name} of Workflow {wf_name}"))?
     else {
-        set_ready(
-            &mut status.conditions,
-            run,
-            false,
-            "LakeNotFound",
-            format!("DataLake {ns}/{lake_name} of Workflow {wf_name} does not exist; waiting"),
-        );
-        status.observed_generation = run.metadata.generation;
-        write(run, &status, ctx).await?;
-        return Ok(Action::requeue(WAITING_RECHECK));
+        let m = format!("DataLake {ns}/{lake_name} of Workflow {wf_name} does not exist; waiting");
+        return Ok(Err(
+            Refusal::new("LakeNotFound", m).retry_after(WAITING_RECHECK)
+        ));
     };
-    let steps = &workflow.spec.steps;
-    if status.steps.is_empty() {
-        let resumed = match &run.spec.resume_from {
-            Some(r) => match Api::<WorkflowRun>::namespaced(ctx.client.clone(), &ns)
-                .get_opt(&r.name)
-                .await?
-            {
-                Some(old) => Some((r.name.clone(), old.status.unwrap_or_default().steps)),
-                None => {
-                    let m = format!(
-                        "spec.resumeFrom: WorkflowRun {ns}/{} does not exist",
-                        r.name
-                    );
-                    return fail(run, status, "ResumeFromNotFound", m, ctx).await;
-                }
-            },
-            None => None,
-        };
-        status.steps = dag::initial(
-            steps,
-            resumed.as_ref().map(|(n, s)| (n.as_str(), s.as_slice())),
-        );
-    }
+    let resumed = match (&run.spec.resume_from, status.steps.is_empty()) {
+        (Some(r), true) => match Api::<WorkflowRun>::namespaced(ctx.client.clone(), &ns)
+            .get_opt(&r.name)
+            .await
+            .during(|| format!("reading WorkflowRun {} (spec.resumeFrom)", r.name))?
+        {
+            Some(old) => Some((r.name.clone(), old.status.unwrap_or_default().steps)),
+            None => {
+                let m = format!(
+                    "spec.resumeFrom: WorkflowRun {ns}/{} does not exist",
+                    r.name
+                );
+                return Ok(Err(Refusal::new("ResumeFromNotFound", m)));
+            }
+        },
+        _ => None,
+    };
+    Ok(Ok(Deps {
+        workflow,
+        lake,
+        resumed,
+    }))
+}
 
-    // advance with what the Jobs did; start attempts (a step that cannot become a Job fails
-    // at once, and the DAG is advanced again so its dependents are decided in this pass)
+/// Create the object of one attempt: the step's SparkApplication or Job. Returns why the
+/// attempt failed at once when no retry can help (the step cannot become a Job, the Spark
+/// Operator is not installed).
+async fn start_attempt(
+    run: &WorkflowRun,
+    deps: &Deps,
+    step: &Step,
+    attempt: i32,
+    st: &mut StepStatus,
+    rctx: &RunContext,
+) -> Result<Option<String>, Error> {
+    let client = rctx.base.client.clone();
+    let ns = namespace(run)?;
+    if let Some(app) = spark::application(&deps.workflow, run, &deps.lake, step, attempt) {
+        st.job_name = app.metadata.name.clone();
+        let name = app.name_any();
+        let api: Api<DynamicObject> = Api::namespaced_with(client, &ns, &spark::resource());
+        return match api.create(&PostParams::default(), &app).await {
+            Ok(_) => Ok(None),
+            Err(kube::Error::Api(s)) if s.code == 409 => Ok(None),
+            Err(kube::Error::Api(s)) if s.code == 404 => Ok(Some(format!(
+                "the SparkApplication resource ({}) does not exist: install the Kubeflow Spark Operator",
+                spark::CRD_NAME
+            ))),
+            Err(e) => Err(e).during(|| format!("creating SparkApplication {name}")),
+        };
+    }
+    let job = match step_job(
+        &deps.workflow,
+        run,
+        &deps.lake,
+        step,
+        attempt,
+        &rctx.worker_image,
+    ) {
+        Ok(job) => job,
+        Err(e) => return Ok(Some(e.to_string())),
+    };
+    st.job_name = job.metadata.name.clone();
+    let name = job.name_any();
+    match Api::<Job>::namespaced(client, &ns)
+        .create(&PostParams::default(), &job)
+        .await
+    {
+        Ok(_) => Ok(None),
+        Err(kube::Error::Api(s)) if s.code == 409 => Ok(None),
+        Err(e) => Err(e).during(|| format!("creating Job {name}")),
+    }
+}
+
+/// Advance the DAG with what the Jobs did and start the attempts it decides on. A step that
+/// cannot become a Job fails at once (its attempts used up), and the DAG is advanced again so
+/// its dependents are decided in this pass.
+async fn advance(
+    run: &WorkflowRun,
+    deps: &Deps,
+    status: &mut WorkflowRunStatus,
+    rctx: &RunContext,
+    now: jiff::Timestamp,
+) -> Result<Result<Decision, Refusal>, Error> {
+    let ctx = rctx.base.as_ref();
+    let steps = &deps.workflow.spec.steps;
     let live = jobs(run, ctx).await?;
-    let apps = spark_apps(run, &workflow, ctx).await?;
+    let apps = spark_apps(run, &deps.workflow, ctx).await?;
     let mut seen = attempts(run, &status.steps, &live, &apps);
     let mut decision = Decision::default();
-    let job_api: Api<Job> = Api::namespaced(ctx.client.clone(), &ns);
     for _ in 0..=steps.len() {
-        let d = match dag::advance(steps, &mut status.steps, &seen, now()) {
+        let d = match dag::advance(steps, &mut status.steps, &seen, now) {
             Ok(d) => d,
-            Err(m) => return fail(run, status, "InvalidSpec", m, ctx).await,
+            Err(m) => return Ok(Err(Refusal::new("InvalidSpec", m))),
         };
         seen.clear();
-        let mut again = false;
         for start in &d.starts {
             let Some(step) = steps.iter().find(|s| s.name == start.step) else {
                 continue;
@@ -423,48 +456,10 @@ async fn reconcile(run: Arc<WorkflowRun>, rctx: Arc<RunContext>) -> Result<Actio
             let Some(st) = status.steps.iter_mut().find(|s| s.name == start.step) else {
                 continue;
             };
-            if let Some(app) = spark::application(&workflow, run, &lake, step, start.attempt) {
-                st.job_name = app.metadata.name.clone();
-                let api: Api<DynamicObject> =
-                    Api::namespaced_with(ctx.client.clone(), &ns, &spark::resource());
-                match api.create(&PostParams::default(), &app).await {
-                    Ok(_) => {}
-                    Err(kube::Error::Api(s)) if s.code == 409 => {}
-                    Err(kube::Error::Api(s)) if s.code == 404 => {
-                        let m = format!(
-                            "the SparkApplication resource ({}) does not exist: install the Kubeflow Spark Operator",
-                            spark::CRD_NAME
-                        );
-                        seen.insert(start.step.clone(), Attempt::Failed(m));
-                        st.attempts = st.attempts.max(1 + step.retries.max(0));
-                        again = true;
-                    }
-                    Err(e) => return Err(e.into()),
-                }
-                continue;
-            }
-            match step_job(
-                &workflow,
-                run,
-                &lake,
-                step,
-                start.attempt,
-                &rctx.worker_image,
-            ) {
-                Ok(job) => {
-                    st.job_name = job.metadata.name.clone();
-                    match job_api.create(&PostParams::default(), &job).await {
-                        Ok(_) => {}
-                        Err(kube::Error::Api(s)) if s.code == 409 => {}
-                        Err(e) => return Err(e.into()),
-                    }
-                }
-                Err(e) => {
-                    seen.insert(start.step.clone(), Attempt::Failed(e.to_string()));
-                    // no retry can help: use up the attempts
-                    st.attempts = st.attempts.max(1 + step.retries.max(0));
-                    again = true;
-                }
+            if let Some(why) = start_attempt(run, deps, step, start.attempt, st, rctx).await? {
+                seen.insert(start.step.clone(), Attempt::Failed(why));
+                // no retry can help: use up the attempts
+                st.attempts = st.attempts.max(1 + step.retries.max(0));
             }
         }
         decision.starts.extend(d.starts);
@@ -473,67 +468,21 @@ async fn reconcile(run: Arc<WorkflowRun>, rctx: Arc<RunContext>) -> Result<Actio
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
         };
-        if !again {
+        if seen.is_empty() {
             break;
         }
     }
+    Ok(Ok(decision))
+}
 
-    // status
-    let phase = dag::run_phase(&status.steps);
-    status.phase = Some(phase);
-    status.observed_generation = run.metadata.generation;
-    status.start_time = status
-        .steps
-        .iter()
-        .filter_map(|s| s.start_time.clone())
-        .min_by_key(|t| t.0)
-        .or(status.start_time);
-    let failed: Vec<String> = status
-        .steps
-        .iter()
-        .filter(|s| s.phase == Phase::Failed)
-        .map(|s| format!("{}: {}", s.name, s.message.clone().unwrap_or_default()))
-        .collect();
-    match phase {
-        Phase::Succeeded => {
-            status.completion_time.get_or_insert(Time(now()));
-            status.message = None;
-            set_ready(
-                &mut status.conditions,
-                run,
-                true,
-                "Succeeded",
-                "every step finished".into(),
-            );
-        }
-        Phase::Failed => {
-            status.completion_time.get_or_insert(Time(now()));
-            status.message = Some(failed.join("; "));
-            set_ready(
-                &mut status.conditions,
-                run,
-                false,
-                "StepFailed",
-                failed.join("; "),
-            );
-        }
-        _ => {
-            let running: Vec<&str> = status
-                .steps
-                .iter()
-                .filter(|s| matches!(s.phase, Phase::Running | Phase::Retrying))
-                .map(|s| s.name.as_str())
-                .collect();
-            set_ready(
-                &mut status.conditions,
-                run,
-                true,
-                "Running",
-                format!("running: {}", running.join(", ")),
-            );
-        }
-    }
-    write(run, &status, ctx).await?;
+/// An event per step transition, and one when the run ends.
+async fn publish(
+    run: &WorkflowRun,
+    decision: &Decision,
+    phase: Phase,
+    status: &WorkflowRunStatus,
+    ctx: &Context,
+) {
     for t in &decision.transitions {
         let (type_, reason) = match t.phase {
             Phase::Running => (EventType::Normal, "StepStarted"),
@@ -543,14 +492,8 @@ async fn reconcile(run: Arc<WorkflowRun>, rctx: Arc<RunContext>) -> Result<Actio
             Phase::Skipped => (EventType::Normal, "StepSkipped"),
             Phase::Cancelled | Phase::Pending => (EventType::Normal, "StepChanged"),
         };
-        event(
-            ctx,
-            run,
-            type_,
-            reason,
-            format!("step {}: {}", t.step, t.message),
-        )
-        .await;
+        let note = format!("step {}: {}", t.step, t.message);
+        event(ctx, run, type_, reason, note).await;
     }
     if phase.is_final() {
         let (type_, reason) = if phase == Phase::Succeeded {
@@ -563,17 +506,23 @@ async fn reconcile(run: Arc<WorkflowRun>, rctx: Arc<RunContext>) -> Result<Actio
             .clone()
             .unwrap_or_else(|| "every step succeeded".into());
         event(ctx, run, type_, reason, note).await;
-        ctx.metrics.reconciled("WorkflowRun", "finished");
-        return Ok(Action::await_change());
     }
-    ctx.reset_backoff(&key(run));
-    ctx.metrics.reconciled("WorkflowRun", "ok");
+}
+
+/// How long until an unfinished run is looked at again: its next retry, at most `resync`, and
+/// soon while a spark step runs (SparkApplications are not watched: their CRD may come and go).
+fn requeue_after(
+    steps: &[Step],
+    status: &WorkflowRunStatus,
+    decision: &Decision,
+    now: jiff::Timestamp,
+    resync: Duration,
+) -> Duration {
     let mut wait = decision
         .wake_at
-        .and_then(|w| w.duration_since(now()).try_into().ok())
-        .map(|d: Duration| d.min(ctx.resync))
-        .unwrap_or(ctx.resync);
-    // SparkApplications are not watched (their CRD may come and go): poll running ones
+        .and_then(|w| w.duration_since(now).try_into().ok())
+        .map(|d: Duration| d.min(resync))
+        .unwrap_or(resync);
     if steps.iter().any(|s| {
         s.spark.is_some()
             && status
@@ -583,7 +532,47 @@ async fn reconcile(run: Arc<WorkflowRun>, rctx: Arc<RunContext>) -> Result<Actio
     }) {
         wait = wait.min(SPARK_POLL);
     }
-    Ok(Action::requeue(wait.max(Duration::from_secs(1))))
+    wait.max(Duration::from_secs(1))
+}
+
+async fn reconcile(run: Arc<WorkflowRun>, rctx: Arc<RunContext>) -> Result<Action, Error> {
+    let ctx = rctx.base.as_ref();
+    let run = run.as_ref();
+    namespace(run)?;
+    let mut status = run.status.clone().unwrap_or_default();
+    if status.phase.is_some_and(Phase::is_final) {
+        return Ok(Action::await_change());
+    }
+    if run.annotations().contains_key(CANCEL_ANNOTATION) {
+        return cancel(run, status, ctx).await;
+    }
+    let deps = match dereference(run, &status, ctx).await? {
+        Ok(deps) => deps,
+        Err(refusal) => return refuse(run, status, refusal, ctx).await,
+    };
+    if status.steps.is_empty() {
+        let resumed = deps.resumed.as_ref();
+        let resumed = resumed.map(|(n, s)| (n.as_str(), s.as_slice()));
+        status.steps = dag::initial(&deps.workflow.spec.steps, resumed);
+    }
+    let now = jiff::Timestamp::now();
+    let decision = match advance(run, &deps, &mut status, &rctx, now).await? {
+        Ok(decision) => decision,
+        Err(refusal) => return refuse(run, status, refusal, ctx).await,
+    };
+    let phase = conclude(run, &mut status, now);
+    write(run, &status, ctx).await?;
+    publish(run, &decision, phase, &status, ctx).await;
+    if phase.is_final() {
+        ctx.metrics.reconciled("WorkflowRun", "finished");
+        return Ok(Action::await_change());
+    }
+    ctx.reset_backoff(&key(run));
+    ctx.metrics.reconciled("WorkflowRun", "ok");
+    let steps = &deps.workflow.spec.steps;
+    Ok(Action::requeue(requeue_after(
+        steps, &status, &decision, now, ctx.resync,
+    )))
 }
 
 fn error_policy(run: Arc<WorkflowRun>, error: &Error, ctx: Arc<RunContext>) -> Action {
