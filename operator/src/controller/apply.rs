@@ -261,19 +261,6 @@ pub fn random_token(len: usize) -> Result<String, Error> {
         .collect())
 }
 
-/// A JSON merge patch that turns `old` into `new` at the top level: the keys of `new`, and
-/// `null` for every key of `old` that `new` left out (a field that became empty is skipped when
-/// serialised, and a merge patch without it would keep the old value).
-pub fn replacing_patch(old: &serde_json::Value, new: serde_json::Value) -> serde_json::Value {
-    let mut patch = new;
-    if let (Some(old), Some(map)) = (old.as_object(), patch.as_object_mut()) {
-        for key in old.keys() {
-            map.entry(key.clone()).or_insert(serde_json::Value::Null);
-        }
-    }
-    patch
-}
-
 #[cfg(test)]
 mod applier_tests {
     use super::*;
@@ -321,25 +308,5 @@ mod applier_tests {
         let t = random_token(40).expect("randomness");
         assert_eq!(t.len(), 40);
         assert!(t.chars().all(|c| c.is_ascii_alphanumeric()));
-    }
-}
-
-#[cfg(test)]
-mod replacing_patch_tests {
-    use super::replacing_patch;
-    use serde_json::json;
-
-    #[test]
-    fn keys_left_out_become_null() {
-        let old = json!({"activeRuns": ["r1"], "lastRun": {"name": "r1"}, "keep": 1});
-        let new = json!({"lastRun": {"name": "r1", "phase": "Succeeded"}, "keep": 1});
-        assert_eq!(
-            replacing_patch(&old, new),
-            json!({"activeRuns": null, "lastRun": {"name": "r1", "phase": "Succeeded"}, "keep": 1})
-        );
-        assert_eq!(
-            replacing_patch(&json!(null), json!({"a": 1})),
-            json!({"a": 1})
-        );
     }
 }

@@ -20,7 +20,7 @@ use crate::storage::{
 };
 
 /// Here for the crawler controller until it reads Secrets through `controller::lake`.
-pub(crate) use super::super::lake::secret_value;
+use super::super::lake::secret_value;
 
 /// Read the access key pair of `secret_name` from `keys` (values as stored, not trimmed).
 /// Refused (and retried) when the Secret or a key is missing.

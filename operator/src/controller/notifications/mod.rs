@@ -32,7 +32,7 @@ use lakeform_worker::crawl::listing::Excludes;
 
 pub use plan::{Plan, Subscriptions};
 pub use receiver::serve;
-pub use routing::{connection, route};
+pub use routing::route;
 
 /// Path of the event receiver that MinIO's webhook target posts to.
 pub const WEBHOOK_PATH: &str = "/minio/events";

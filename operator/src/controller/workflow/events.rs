@@ -11,10 +11,11 @@ use lakeform_api::workflow::{EventTrigger, Workflow};
 use lakeform_worker::crawl::listing::Excludes;
 
 use super::super::context::Context;
+use super::super::error::{Error, Refusal};
+use super::super::lake::s3_connection;
 use super::super::notifications::{
     self as events, Owner, Plan, Source, Subscriptions, workflow_key_prefix,
 };
-use super::super::error::{Error, KubeResultExt, Refusal};
 
 /// What the Workflow controller needs for event triggers.
 pub struct Events {
@@ -77,16 +78,11 @@ pub async fn listen(
                 .into(),
         )));
     };
-    let conn = events::connection(lake, &ctx.client).await.during(|| {
-        format!(
-            "reading the storage credentials of DataLake {}",
-            lake.name_any()
-        )
-    })?;
-    let conn = match conn {
+    let conn = match s3_connection(lake, &ctx.client).await? {
         Ok(c) => c,
-        Err(why) => {
+        Err(refusal) => {
             events.subscriptions.stop_others(&prefix, &[]);
+            let why = refusal.message;
             return Ok(Err(unavailable(format!(
                 "cannot route bucket notifications: {why}"
             ))));
