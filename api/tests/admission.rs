@@ -1,6 +1,7 @@
 //! Every invalid fixture is rejected, and every example accepted, by the rules the generated
 //! CRDs carry — evaluated offline (schema, list-map keys, CEL). `e2e/run controlplane` applies
 //! the same files to a real API server.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a panic is the test failing
 
 mod support;
 

@@ -1,6 +1,7 @@
 //! What the schema cannot check: each semantic fixture is accepted by the API server's rules
 //! (so only the reconciler can catch it) and rejected by the pure Rust validators with a message
 //! naming the field. Every example passes those validators and deserializes into the typed API.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a panic is the test failing
 
 mod support;
 
