@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use k8s_openapi::api::batch::v1::{CronJob, Job};
-use kube::api::{DeleteParams, ListParams, Patch, PatchParams};
+use kube::api::{ListParams, Patch, PatchParams};
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::events::EventType;
 use kube::runtime::reflector::{ObjectRef, Store};
@@ -25,7 +25,7 @@ use lakeform_api::crawler::Crawler;
 use lakeform_api::datalake::DataLake;
 use lakeform_api::validate::validate_crawler;
 
-use super::apply::{HASH_ANNOTATION, apply};
+use super::apply::{Applier, HASH_ANNOTATION};
 use super::context::Context;
 pub use super::error::Error;
 use super::error::{KubeResultExt, Refusal, namespace};
@@ -33,6 +33,7 @@ use super::jobs;
 use super::lake::s3_connection;
 use super::notifications;
 use crate::desired::crawler as build;
+use crate::desired::set::{DesiredSet, Ownership};
 use runs::{OnDemand, Runs};
 use status::StatusBuilder;
 
@@ -72,26 +73,27 @@ async fn reconcile(crawler: Arc<Crawler>, ctx: Arc<CrawlerContext>) -> Result<Ac
     result
 }
 
-/// Delete the crawler's CronJob if there is one (its Jobs go with it).
-async fn delete_cronjob(crawler: &Crawler, ctx: &Context) -> Result<bool, Error> {
+/// Which live objects a crawler's desired set speaks for: its CronJob, found by the crawler's
+/// label. Its ServiceAccount, Role and RoleBinding are applied but never pruned (they go with
+/// the Crawler, their owner).
+fn ownership(crawler: &Crawler) -> Ownership {
+    Ownership::new(format!(
+        "app.kubernetes.io/managed-by=lakeform,{}={}",
+        build::LABEL_CRAWLER,
+        build::label_value(&crawler.name_any())
+    ))
+    .kind::<CronJob>()
+}
+
+/// Apply `set` (the crawler's objects, or none) and prune its CronJob when the set holds none
+/// (its Jobs go with it).
+async fn apply_set(crawler: &Crawler, ctx: &Context, set: DesiredSet) -> Result<(), Error> {
     let ns = namespace(crawler)?;
-    let api: Api<CronJob> = Api::namespaced(ctx.client.clone(), &ns);
-    let name = build::cronjob_name(crawler);
-    let Some(live) = api.get_opt(&name).await? else {
-        return Ok(false);
-    };
-    if !live
-        .owner_references()
-        .iter()
-        .any(|o| Some(&o.uid) == crawler.uid().as_ref())
-    {
-        return Ok(false);
+    let applied = Applier::new(&ctx.client, &ns).apply(set).await?;
+    if !applied.pruned.is_empty() {
+        tracing::info!(crawler = %key(crawler), pruned = ?applied.pruned, "pruned");
     }
-    match api.delete(&name, &DeleteParams::background()).await {
-        Ok(_) => Ok(true),
-        Err(kube::Error::Api(s)) if s.code == 404 => Ok(false),
-        Err(e) => Err(e.into()),
-    }
+    Ok(())
 }
 
 /// `spec.paused`: suspend the CronJob (and drop its applied hash so that unpausing applies it
@@ -237,7 +239,7 @@ async fn refuse(
     cctx.events.stop(&key(crawler));
     let waiting = refusal.reason == "LakeNotReady";
     if !waiting {
-        delete_cronjob(crawler, ctx).await?;
+        apply_set(crawler, ctx, DesiredSet::new(Some(ownership(crawler)))).await?;
     }
     status.ready(false, refusal.reason, refusal.message.clone());
     if status.write(crawler, ctx).await? && !waiting {
@@ -255,11 +257,15 @@ async fn apply_objects(
     cctx: &CrawlerContext,
 ) -> Result<(&'static str, String), Error> {
     let ctx = cctx.base.as_ref();
-    apply(&ctx.client, build::service_account(crawler, lake)).await?;
-    apply(&ctx.client, build::role(crawler, lake)).await?;
-    apply(&ctx.client, build::role_binding(crawler, lake)).await?;
+    let mut set = DesiredSet::new(Some(ownership(crawler)));
+    let built = |e: serde_json::Error| Error::Other(format!("serializing a crawler object: {e}"));
+    set.add(&build::service_account(crawler, lake))
+        .map_err(built)?;
+    set.add(&build::role(crawler, lake)).map_err(built)?;
+    set.add(&build::role_binding(crawler, lake))
+        .map_err(built)?;
     let Some(schedule) = &crawler.spec.schedule else {
-        delete_cronjob(crawler, ctx).await?;
+        apply_set(crawler, ctx, set).await?;
         let message = format!(
             "no schedule: runs when annotated {}=<token>",
             build::RUN_ANNOTATION
@@ -267,7 +273,8 @@ async fn apply_objects(
         return Ok(("OnDemand", message));
     };
     let cronjob = build::cronjob(crawler, lake, schedule, &cctx.worker_image);
-    apply(&ctx.client, cronjob).await?;
+    set.add(&cronjob).map_err(built)?;
+    apply_set(crawler, ctx, set).await?;
     let name = build::cronjob_name(crawler);
     if schedule.suspend {
         let message =
