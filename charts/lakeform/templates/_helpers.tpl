@@ -102,7 +102,7 @@ Name of the Secret holding the events bearer token.
 The RBAC rules the operator needs in every namespace it works in — rendered into a ClusterRole
 (all namespaces) or into one Role per watched namespace. Each rule names the code that needs it
 (paths under operator/src). The operator creates Roles for crawl and step Jobs
-(build/crawler.rs `role`, build/workflow_access.rs `role`); Kubernetes refuses to create a Role
+(desired/crawler.rs `role`, desired/workflow_access.rs `role`); Kubernetes refuses to create a Role
 granting what its creator does not hold, so every rule of those Roles is covered here too (no
 `escalate` or `bind` is needed).
 */}}
@@ -110,7 +110,7 @@ granting what its creator does not hold, so every rule of those Roles is covered
 # DataLake controller: watch (controller/datalake/mod.rs `run`), add/remove its finalizer
 # (`finalizer()` patches metadata.finalizers); Crawler, Workflow and WorkflowRun controllers
 # read the referenced lake (crawler/mod.rs, workflow/mod.rs, workflow_run/mod.rs `get_opt`);
-# the Crawler's Role grants crawl Jobs `get` on their lake (build/crawler.rs `role`).
+# the Crawler's Role grants crawl Jobs `get` on their lake (desired/crawler.rs `role`).
 - apiGroups: [lakeform.dev]
   resources: [datalakes]
   verbs: [get, list, watch, patch]
@@ -119,8 +119,8 @@ granting what its creator does not hold, so every rule of those Roles is covered
   resources: [datalakes/status]
   verbs: [patch]
 # Crawler controller: watch (controller/crawler/mod.rs `run`), read the live object before an
-# event batch (crawler/events.rs) and before a status write (crawler/status.rs); crawl Jobs'
-# Role grants `get` on their Crawler.
+# event batch (controller/notifications/batcher.rs) and before a status write
+# (crawler/status.rs); crawl Jobs' Role grants `get` on their Crawler.
 - apiGroups: [lakeform.dev]
   resources: [crawlers]
   verbs: [get, list, watch]
@@ -130,29 +130,30 @@ granting what its creator does not hold, so every rule of those Roles is covered
   resources: [crawlers/status]
   verbs: [get, patch]
 # Workflow controller: watch (controller/workflow/mod.rs `run`), read triggers' upstream
-# workflows (`get`), hand an event batch to a Workflow by annotation (crawler/events.rs
-# `Patch::Merge`).
+# workflows (`get`), hand an event batch to a Workflow by annotation
+# (controller/notifications/batcher.rs `Patch::Merge`).
 - apiGroups: [lakeform.dev]
   resources: [workflows]
   verbs: [get, list, watch, patch]
-# Workflow status (controller/workflow/mod.rs `patch_status`).
+# Workflow status (controller/workflow/status.rs `patch_status`, server-side apply).
 - apiGroups: [lakeform.dev]
   resources: [workflows/status]
   verbs: [patch]
 # WorkflowRun controller: watch (controller/workflow_run/mod.rs `run`); the Workflow controller
-# creates runs, cancels replaced ones and trims history (workflow/mod.rs `create`, `patch`,
+# creates runs, cancels replaced ones and trims history (workflow/runs.rs `create`, `patch`,
 # `delete`); a hand-made run is adopted by its Workflow (workflow_run/mod.rs `patch`).
 - apiGroups: [lakeform.dev]
   resources: [workflowruns]
   verbs: [get, list, watch, create, patch, delete]
-# Run and step states (controller/workflow_run/mod.rs `patch_status`).
+# Run and step states (controller/workflow_run/status.rs `patch_status`, server-side apply).
 - apiGroups: [lakeform.dev]
   resources: [workflowruns/status]
   verbs: [patch]
-# Generated credentials are created once (controller/datalake/objects.rs `create_once`); the
-# MinIO webhook token Secret is applied (datalake/storage.rs `apply`: get + server-side apply);
+# Generated credentials are created once (controller/apply.rs `Applier::create_once`); the
+# MinIO webhook token Secret is applied (controller/apply.rs: get + server-side apply);
 # the DataLake controller watches Secrets to react to credential changes (datalake/mod.rs
-# `watches`); storage, catalog, workflow and event code read credentials (`get_opt`); crawl
+# `watches`); storage, catalog, workflow and event code read credentials (controller/lake.rs
+# `secret`, `get_opt`); crawl
 # Jobs' Role grants `get` on the lake's credentials Secret. Never deleted: they go with their
 # owner.
 - apiGroups: [""]
@@ -160,15 +161,16 @@ granting what its creator does not hold, so every rule of those Roles is covered
   verbs: [get, list, watch, create, patch]
 # Connection-info, Trino and bookmark ConfigMaps are applied (controller/apply.rs: get +
 # server-side apply, which creates); the DataLake controller owns them (list, watch) and prunes
-# unwanted ones (datalake/objects.rs `prune`: list, delete); event batches are ConfigMaps
-# (crawler/events.rs `create`, `patch` of owner references; workflow/mod.rs `hand_over_keys`);
-# bookmark resets (workflow/access.rs `patch`); extract steps' Role grants `get` and `patch` on
-# the bookmark ConfigMap (build/workflow_access.rs `role`).
+# unwanted ones (controller/apply.rs `Applier`: list, delete); event batches are ConfigMaps
+# (controller/notifications/batcher.rs `create`, `patch` of owner references;
+# workflow/runs.rs `hand_over_keys`); bookmark resets (workflow/access.rs `patch`); extract
+# steps' Role grants `get` and `patch` on the bookmark ConfigMap (desired/workflow_access.rs
+# `role`).
 - apiGroups: [""]
   resources: [configmaps]
   verbs: [get, list, watch, create, patch, delete]
 # MinIO, Lakekeeper, Postgres and Trino Services: applied (controller/apply.rs), owned by the
-# DataLake controller (list, watch), pruned (datalake/objects.rs `prune`).
+# DataLake controller (list, watch), pruned (controller/apply.rs `Applier`).
 - apiGroups: [""]
   resources: [services]
   verbs: [get, list, watch, create, patch, delete]
@@ -177,8 +179,8 @@ granting what its creator does not hold, so every rule of those Roles is covered
 - apiGroups: [""]
   resources: [serviceaccounts]
   verbs: [get, create, patch]
-# The Roles and RoleBindings of those ServiceAccounts (build/crawler.rs and
-# build/workflow_access.rs `role`, `role_binding`), applied with controller/apply.rs.
+# The Roles and RoleBindings of those ServiceAccounts (desired/crawler.rs and
+# desired/workflow_access.rs `role`, `role_binding`), applied with controller/apply.rs.
 - apiGroups: [rbac.authorization.k8s.io]
   resources: [roles, rolebindings]
   verbs: [get, create, patch]
@@ -189,20 +191,21 @@ granting what its creator does not hold, so every rule of those Roles is covered
   verbs: [create, patch]
 # MinIO and Postgres StatefulSets, Lakekeeper and Trino Deployments: applied
 # (controller/apply.rs), owned (list, watch), read for readiness (datalake/storage.rs,
-# datalake/objects.rs `deployment_available`), pruned (datalake/objects.rs `prune`).
+# datalake/objects.rs `deployment_available`), pruned (controller/apply.rs `Applier`).
 - apiGroups: [apps]
   resources: [statefulsets, deployments]
   verbs: [get, list, watch, create, patch, delete]
-# Crawl Jobs (controller/crawler/runs.rs, crawler/events.rs: create, get, list, mark failures
-# reported with patch, delete old ones), step Jobs (controller/workflow_run/mod.rs: create, list,
-# delete), the Lakekeeper migration Job (datalake/managed_catalog.rs, applied), pruned by
-# datalake/objects.rs; watched by the Crawler and WorkflowRun controllers.
+# Crawl Jobs (controller/crawler/runs.rs, controller/notifications/batcher.rs: create, get,
+# list, mark failures reported with patch, delete old ones), step Jobs
+# (controller/workflow_run/mod.rs: create, list, delete), the Lakekeeper migration Job
+# (desired/lake.rs, applied), pruned by controller/apply.rs `Applier`; watched by the Crawler
+# and WorkflowRun controllers.
 - apiGroups: [batch]
   resources: [jobs]
   verbs: [get, list, watch, create, patch, delete]
 # A scheduled Crawler's CronJob: applied (controller/apply.rs), owned (list, watch), suspended
-# when paused (crawler/mod.rs `suspend_cronjob`: patch), deleted without a schedule
-# (crawler/mod.rs `delete_cronjob`).
+# when paused (crawler/mod.rs `suspend_cronjob`: patch), pruned without a schedule
+# (controller/apply.rs `Applier`, from crawler/mod.rs `apply_set`).
 - apiGroups: [batch]
   resources: [cronjobs]
   verbs: [get, list, watch, create, patch, delete]
