@@ -4,8 +4,6 @@
 //! Nothing here holds a secret value: credentials are named (Secret name and keys), and pods
 //! read them through `secretKeyRef`.
 
-#![allow(dead_code)] // the controller's catalog and query-engine stages wire these builders
-
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::{ConfigMap, EnvVar, EnvVarSource, SecretKeySelector};

@@ -26,8 +26,6 @@
 //! Secret values (database password, encryption key, S3 keys) are only ever passed in as
 //! arguments and end up in Secrets or in request bodies, never in other built objects.
 
-#![allow(dead_code)] // the controller's catalog stage wires these builders
-
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::apps::v1::{
@@ -48,8 +46,9 @@ use lakeform_api::datalake::{DataLake, ManagedCatalog, ManagedPostgres};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
+use super::BuildError;
 use super::connection::{LakeEndpoints, plain_env, secret_env};
-use super::meta::{labels, merge, owned_meta, selector};
+use super::meta::{labels, owned_meta, selector, with_pod_overrides};
 
 /// Component label of the catalog server.
 pub const COMPONENT: &str = "catalog";
@@ -148,14 +147,6 @@ pub fn db_host(lake: &DataLake) -> String {
         db_name(lake),
         lake.namespace().unwrap_or_default()
     )
-}
-
-/// Errors of the catalog builders.
-#[derive(Debug, thiserror::Error)]
-pub enum BuildError {
-    /// `podOverrides` did not produce a valid pod template.
-    #[error("spec.catalog.managed.podOverrides: the merged pod template is invalid: {0}")]
-    PodOverrides(serde_json::Error),
 }
 
 /// The generated-password Secret of the managed PostgreSQL. Created once by the controller
@@ -290,14 +281,8 @@ fn apply_overrides(
     template: PodTemplateSpec,
     spec: &ManagedCatalog,
 ) -> Result<PodTemplateSpec, BuildError> {
-    match &spec.pod_overrides {
-        Some(overrides) => {
-            let mut value = serde_json::to_value(&template).map_err(BuildError::PodOverrides)?;
-            merge(&mut value, &overrides.0);
-            serde_json::from_value(value).map_err(BuildError::PodOverrides)
-        }
-        None => Ok(template),
-    }
+    let overrides = spec.pod_overrides.as_ref().map(|o| &o.0);
+    with_pod_overrides(template, overrides, "spec.catalog.managed.podOverrides")
 }
 
 /// The Lakekeeper Deployment (`serve`). An init container waits until the database is up and

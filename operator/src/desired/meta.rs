@@ -2,11 +2,14 @@
 
 use std::collections::BTreeMap;
 
+use k8s_openapi::api::core::v1::PodTemplateSpec;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
 use kube::{Resource, ResourceExt};
 use lakeform_api::common::{LABEL_MANAGED_BY, LABEL_PART_OF, MANAGED_BY};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
+
+use super::BuildError;
 
 /// Labels every object of a lake carries; `component` says which part it belongs to.
 pub fn labels(lake: &str, component: &str) -> BTreeMap<String, String> {
@@ -65,6 +68,22 @@ pub fn merge(target: &mut Value, patch: &Value) {
         }
         (t, p) => *t = p.clone(),
     }
+}
+
+/// `template` with `overrides` (a strategic-merge-like JSON merge, see [`merge`]) applied;
+/// `field` names the overrides in the error.
+pub fn with_pod_overrides(
+    template: PodTemplateSpec,
+    overrides: Option<&Value>,
+    field: &'static str,
+) -> Result<PodTemplateSpec, BuildError> {
+    let Some(overrides) = overrides else {
+        return Ok(template);
+    };
+    let invalid = |source| BuildError::PodOverrides { field, source };
+    let mut value = serde_json::to_value(&template).map_err(invalid)?;
+    merge(&mut value, overrides);
+    serde_json::from_value(value).map_err(invalid)
 }
 
 /// The first `len` hex digits of the SHA-256 of `text`.

@@ -14,7 +14,8 @@ use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use kube::ResourceExt;
 use lakeform_api::datalake::{DataLake, ManagedStorage};
 
-use super::meta::{merge, owned_meta, selector};
+use super::BuildError;
+use super::meta::{owned_meta, selector, with_pod_overrides};
 
 /// Component label of the storage objects.
 pub const COMPONENT: &str = "storage";
@@ -223,14 +224,6 @@ fn webhook_env(lake: &DataLake, webhook: &Webhook) -> Vec<EnvVar> {
     env
 }
 
-/// Errors of the storage builders.
-#[derive(Debug, thiserror::Error)]
-pub enum BuildError {
-    /// `podOverrides` did not produce a valid pod template.
-    #[error("spec.storage.managed.podOverrides: the merged pod template is invalid: {0}")]
-    PodOverrides(serde_json::Error),
-}
-
 /// The MinIO StatefulSet; with `webhook`, its servers deliver bucket notifications to the
 /// operator's event receiver.
 pub fn statefulset(
@@ -295,7 +288,7 @@ pub fn statefulset(
         }),
         ..Default::default()
     };
-    let mut template = PodTemplateSpec {
+    let template = PodTemplateSpec {
         metadata: Some(ObjectMeta {
             labels: Some(
                 owned_meta(lake, String::new(), COMPONENT)
@@ -321,11 +314,8 @@ pub fn statefulset(
             ..Default::default()
         }),
     };
-    if let Some(overrides) = &spec.pod_overrides {
-        let mut value = serde_json::to_value(&template).map_err(BuildError::PodOverrides)?;
-        merge(&mut value, &overrides.0);
-        template = serde_json::from_value(value).map_err(BuildError::PodOverrides)?;
-    }
+    let overrides = spec.pod_overrides.as_ref().map(|o| &o.0);
+    let template = with_pod_overrides(template, overrides, "spec.storage.managed.podOverrides")?;
     let claim = PersistentVolumeClaim {
         metadata: ObjectMeta {
             name: Some("data".into()),

@@ -36,8 +36,6 @@
 //! `s3.aws-access-key=${ENV:LAKE_S3_ACCESS_KEY}` and the pods get that variable from the lake's
 //! S3 Secret through `secretKeyRef`.
 
-#![allow(dead_code)] // the controller's query-engine stage wires these builders
-
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec, DeploymentStrategy};
@@ -53,9 +51,10 @@ use lakeform_api::datalake::{DataLake, QueryEngineSpec, TrinoRole, TrinoSpec, Wo
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
+use super::BuildError;
 use super::buckets::quantity_bytes;
 use super::connection::{LakeEndpoints, secret_env};
-use super::meta::{labels, merge, owned_meta, selector};
+use super::meta::{labels, owned_meta, selector, with_pod_overrides};
 
 /// Component label of the coordinator.
 pub const COORDINATOR_COMPONENT: &str = "trino-coordinator";
@@ -116,34 +115,6 @@ impl Role {
             Role::Worker => WORKER_COMPONENT,
         }
     }
-}
-
-/// Errors of the Trino builders.
-#[derive(Debug, thiserror::Error)]
-pub enum BuildError {
-    /// `podOverrides` did not produce a valid pod template.
-    #[error("spec.queryEngine.trino.podOverrides: the merged pod template is invalid: {0}")]
-    PodOverrides(serde_json::Error),
-    /// `configOverrides` names a file that is not rendered.
-    #[error(
-        "spec.queryEngine.trino.configOverrides: unknown file {file:?}; expected one of {expected}"
-    )]
-    UnknownOverrideFile {
-        /// The file named.
-        file: String,
-        /// The files that can be overridden.
-        expected: String,
-    },
-    /// A workgroup's `maxScanBytes` is not a quantity.
-    #[error(
-        "spec.queryEngine.workgroups[{workgroup}].maxScanBytes: {value:?} is not a byte quantity"
-    )]
-    ScanBytes {
-        /// Workgroup name.
-        workgroup: String,
-        /// The value found.
-        value: String,
-    },
 }
 
 /// Name of the coordinator Service (clients and workers use it).
@@ -609,7 +580,7 @@ pub fn deployment(
         }),
         ..Default::default()
     };
-    let mut template = PodTemplateSpec {
+    let template = PodTemplateSpec {
         metadata: Some(ObjectMeta {
             labels: Some(labels(&lake.name_any(), role.component())),
             annotations: Some(BTreeMap::from([(
@@ -642,11 +613,8 @@ pub fn deployment(
             ..Default::default()
         }),
     };
-    if let Some(overrides) = &trino.pod_overrides {
-        let mut value = serde_json::to_value(&template).map_err(BuildError::PodOverrides)?;
-        merge(&mut value, &overrides.0);
-        template = serde_json::from_value(value).map_err(BuildError::PodOverrides)?;
-    }
+    let overrides = trino.pod_overrides.as_ref().map(|o| &o.0);
+    let template = with_pod_overrides(template, overrides, "spec.queryEngine.trino.podOverrides")?;
     Ok(Deployment {
         metadata: owned_meta(lake, name(lake, role), role.component()),
         spec: Some(DeploymentSpec {
