@@ -34,10 +34,9 @@ use k8s_openapi::api::apps::v1::{
 };
 use k8s_openapi::api::batch::v1::{Job, JobSpec};
 use k8s_openapi::api::core::v1::{
-    Capabilities, Container, ContainerPort, EnvVar, ExecAction, HTTPGetAction,
-    PersistentVolumeClaim, PersistentVolumeClaimSpec, PodSecurityContext, PodSpec, PodTemplateSpec,
-    Probe, SeccompProfile, Secret, SecurityContext, Service, ServicePort, ServiceSpec, VolumeMount,
-    VolumeResourceRequirements,
+    Capabilities, Container, ContainerPort, EnvVar, ExecAction, HTTPGetAction, PodSecurityContext,
+    PodSpec, PodTemplateSpec, Probe, SeccompProfile, Secret, SecurityContext, Service, ServicePort,
+    ServiceSpec, VolumeMount,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
@@ -48,7 +47,7 @@ use sha2::{Digest, Sha256};
 
 use super::BuildError;
 use super::connection::{LakeEndpoints, plain_env, secret_env};
-use super::meta::{labels, owned_meta, selector, with_pod_overrides};
+use super::meta::{data_claim, labels, owned_meta, selector, with_pod_overrides};
 
 /// Component label of the catalog server.
 pub const COMPONENT: &str = "catalog";
@@ -460,25 +459,7 @@ pub fn db_statefulset(lake: &DataLake, pg: &ManagedPostgres) -> StatefulSet {
         security_context: Some(restricted()),
         ..Default::default()
     };
-    let claim = PersistentVolumeClaim {
-        metadata: ObjectMeta {
-            name: Some("data".into()),
-            ..Default::default()
-        },
-        spec: Some(PersistentVolumeClaimSpec {
-            access_modes: Some(vec!["ReadWriteOnce".into()]),
-            storage_class_name: pg.storage_class.clone(),
-            resources: Some(VolumeResourceRequirements {
-                requests: Some(BTreeMap::from([(
-                    "storage".to_string(),
-                    pg.volume_size.clone(),
-                )])),
-                ..Default::default()
-            }),
-            ..Default::default()
-        }),
-        ..Default::default()
-    };
+    let claim = data_claim(pg.storage_class.clone(), pg.volume_size.clone());
     StatefulSet {
         metadata: owned_meta(lake, db_name(lake), DB_COMPONENT),
         spec: Some(StatefulSetSpec {

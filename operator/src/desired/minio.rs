@@ -5,9 +5,8 @@ use std::collections::BTreeMap;
 use k8s_openapi::api::apps::v1::{StatefulSet, StatefulSetSpec};
 use k8s_openapi::api::core::v1::{
     Capabilities, Container, ContainerPort, EmptyDirVolumeSource, EnvVar, EnvVarSource,
-    HTTPGetAction, PersistentVolumeClaim, PersistentVolumeClaimSpec, PodSecurityContext, PodSpec,
-    PodTemplateSpec, Probe, SeccompProfile, Secret, SecretKeySelector, SecurityContext, Service,
-    ServicePort, ServiceSpec, Volume, VolumeMount, VolumeResourceRequirements,
+    HTTPGetAction, PodSecurityContext, PodSpec, PodTemplateSpec, Probe, SeccompProfile, Secret,
+    SecretKeySelector, SecurityContext, Service, ServicePort, ServiceSpec, Volume, VolumeMount,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
@@ -15,7 +14,7 @@ use kube::ResourceExt;
 use lakeform_api::datalake::{DataLake, ManagedStorage};
 
 use super::BuildError;
-use super::meta::{owned_meta, selector, with_pod_overrides};
+use super::meta::{data_claim, owned_meta, selector, with_pod_overrides};
 
 /// Component label of the storage objects.
 pub const COMPONENT: &str = "storage";
@@ -316,25 +315,7 @@ pub fn statefulset(
     };
     let overrides = spec.pod_overrides.as_ref().map(|o| &o.0);
     let template = with_pod_overrides(template, overrides, "spec.storage.managed.podOverrides")?;
-    let claim = PersistentVolumeClaim {
-        metadata: ObjectMeta {
-            name: Some("data".into()),
-            ..Default::default()
-        },
-        spec: Some(PersistentVolumeClaimSpec {
-            access_modes: Some(vec!["ReadWriteOnce".into()]),
-            storage_class_name: spec.storage_class.clone(),
-            resources: Some(VolumeResourceRequirements {
-                requests: Some(BTreeMap::from([(
-                    "storage".to_string(),
-                    spec.volume_size.clone(),
-                )])),
-                ..Default::default()
-            }),
-            ..Default::default()
-        }),
-        ..Default::default()
-    };
+    let claim = data_claim(spec.storage_class.clone(), spec.volume_size.clone());
     Ok(StatefulSet {
         metadata: owned_meta(lake, name(lake), COMPONENT),
         spec: Some(StatefulSetSpec {
