@@ -1,10 +1,10 @@
 //! `lakeform`: the operator binary. Subcommands run the operator, print the CRDs, and run the
 //! data-plane work (crawls, workflow steps) inside Jobs.
 
-mod desired;
 mod catalog;
 mod cli;
 mod controller;
+mod desired;
 mod storage;
 
 use std::process::ExitCode;

@@ -13,10 +13,10 @@ use super::super::metrics::WriteLabels;
 use super::Error;
 use super::status::StatusBuilder;
 use super::storage::Outcome;
-use crate::desired::lakekeeper;
 use crate::catalog::{
     Catalog, CatalogError, OAuth2, OWNER_PROPERTY, property_diff, with_managed_keys,
 };
+use crate::desired::lakekeeper;
 
 fn owner(lake: &DataLake) -> String {
     format!(
