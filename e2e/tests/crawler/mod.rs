@@ -14,9 +14,9 @@ use iceberg::{Catalog, NamespaceIdent, TableIdent};
 use lakeform_api::crawler::{Crawler, CrawlerSpec};
 use lakeform_api::datalake::DataLake;
 use lakeform_e2e::{Env, lake};
-use lakeform_worker::crawl::catalog::CatalogConn;
-use lakeform_worker::crawl::s3::S3Conn;
 use lakeform_worker::crawl::{CrawlInput, CrawlOutcome, crawl};
+use lakeform_worker::lake::catalog::CatalogConn;
+use lakeform_worker::lake::s3::S3Conn;
 use serde_json::{Value, json};
 
 const PREFIX: &str = "corpus/";

@@ -12,8 +12,8 @@ use iceberg::spec::Operation;
 use lakeform_api::workflow::SqlStep;
 use lakeform_e2e::catalog_server::CatalogServer;
 use lakeform_e2e::{TestContext, lake};
-use lakeform_worker::crawl::catalog::{CatalogConn, connect};
-use lakeform_worker::crawl::s3::S3Conn;
+use lakeform_worker::lake::catalog::{CatalogConn, connect};
+use lakeform_worker::lake::s3::S3Conn;
 use lakeform_worker::step::sql;
 use lakeform_worker::step::table::{Lake, ident};
 

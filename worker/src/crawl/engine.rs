@@ -17,21 +17,22 @@ use lakeform_api::crawler::{
 use lakeform_api::datalake::DataLake;
 
 use crate::crawl::catalog::{
-    self, CatalogConn, PROP_CRAWLER, PROP_DEPRECATED, PROP_FORMAT, PROP_NAME_MAPPING, PROP_OBJECTS,
-    PROP_SOURCE,
+    self, PROP_CRAWLER, PROP_DEPRECATED, PROP_FORMAT, PROP_NAME_MAPPING, PROP_OBJECTS, PROP_SOURCE,
 };
 use crate::crawl::classify::Classifiers;
 use crate::crawl::compression::{self, Compression};
 use crate::crawl::datafile;
 use crate::crawl::error::{CrawlError, ObjectFailure};
+use crate::crawl::evolve;
 use crate::crawl::examine::{Examined, examine};
 use crate::crawl::ingest;
-use crate::crawl::layout::{self, Dataset, LayoutObject, LayoutOptions, PartitionColumn};
+use crate::crawl::layout::{self, Dataset, LayoutObject, LayoutOptions};
 use crate::crawl::listing::{self, Excludes};
 use crate::crawl::model::{Format, Inferred, ObjectMeta};
-use crate::crawl::rest;
-use crate::crawl::s3::{S3Conn, Store};
 use crate::crawl::schema::{self, Widening};
+use crate::lake;
+use crate::lake::catalog::{CatalogConn, PartitionColumn};
+use crate::lake::s3::{S3Conn, Store};
 
 /// Concurrent GETs while examining new objects.
 pub const CONCURRENCY: usize = 16;
@@ -127,8 +128,8 @@ async fn run_crawl(input: &CrawlInput, dry: bool) -> Result<CrawlOutcome, CrawlE
     let catalog = match dry {
         true => None,
         false => {
-            let c = catalog::connect(&input.catalog, &input.s3).await?;
-            catalog::ensure_namespace(&c, &ns).await?;
+            let c = lake::catalog::connect(&input.catalog, &input.s3).await?;
+            lake::catalog::ensure_namespace(&c, &ns).await?;
             Some(c)
         }
     };
@@ -496,9 +497,13 @@ async fn run_crawl(input: &CrawlInput, dry: bool) -> Result<CrawlOutcome, CrawlE
         } else {
             updates.insert(skipped_prop.clone(), serde_json::to_string(&new_skipped)?);
         }
-        if let Err(e) =
-            rest::update_namespace_properties(&input.catalog, &spec.database, updates, removals)
-                .await
+        if let Err(e) = lake::rest::update_namespace_properties(
+            &input.catalog,
+            &spec.database,
+            updates,
+            removals,
+        )
+        .await
         {
             report
                 .notes
@@ -701,9 +706,14 @@ impl DatasetCtx<'_> {
                     (PROP_FORMAT.to_string(), ds.format.as_str().to_string()),
                     (PROP_SOURCE.to_string(), source.to_string()),
                 ]);
-                let t =
-                    catalog::create_table(self.catalog, ident, &ds.schema, &ds.partitions, props)
-                        .await?;
+                let t = lake::catalog::create_table(
+                    self.catalog,
+                    ident,
+                    &ds.schema,
+                    &ds.partitions,
+                    props,
+                )
+                .await?;
                 report.created += 1;
                 (t, true)
             }
@@ -744,7 +754,7 @@ impl DatasetCtx<'_> {
                     UpdateBehavior::Update => {
                         let (adds, widen, refused) = additions(&diff);
                         if !widen.is_empty() {
-                            rest::widen_columns(self.conn, &table, &widen).await?;
+                            evolve::widen_columns(self.conn, &table, &widen).await?;
                             table = self
                                 .catalog
                                 .load_table(ident)
@@ -753,7 +763,7 @@ impl DatasetCtx<'_> {
                             evolved = true;
                         }
                         if !adds.is_empty() {
-                            table = catalog::add_columns(self.catalog, &table, &adds).await?;
+                            table = lake::catalog::add_columns(self.catalog, &table, &adds).await?;
                             evolved = true;
                         }
                         if !refused.is_empty() {

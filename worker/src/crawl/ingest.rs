@@ -1,28 +1,22 @@
 //! CSV, JSON, log and Avro objects ingested: parsed with arrow's readers into the table's
-//! schema, written as Parquet under the table location with iceberg-rust's writer stack (one
-//! writer per partition), returned as data files for one append.
+//! schema, written as Parquet under the table location ([`crate::lake::writer`], one writer per
+//! partition), returned as data files for one append.
 
 use std::io::Cursor;
 use std::sync::Arc;
 
 use arrow_array::{Array, ArrayRef, RecordBatch, StringArray, new_null_array};
 use arrow_schema::{DataType, Schema, SchemaRef};
-use iceberg::spec::{DataFile, DataFileFormat, PartitionKey, Struct};
+use iceberg::spec::{DataFile, Struct};
 use iceberg::table::Table;
-use iceberg::writer::base_writer::data_file_writer::{DataFileWriter, DataFileWriterBuilder};
-use iceberg::writer::file_writer::ParquetWriterBuilder;
-use iceberg::writer::file_writer::location_generator::{
-    DefaultFileNameGenerator, DefaultLocationGenerator,
-};
-use iceberg::writer::file_writer::rolling_writer::RollingFileWriterBuilder;
-use iceberg::writer::{IcebergWriter, IcebergWriterBuilder};
-use parquet::file::properties::WriterProperties;
+use iceberg::writer::IcebergWriter;
 
 use crate::crawl::error::ObjectFailure;
 use crate::crawl::infer::csv::strip_bom;
 use crate::crawl::infer::{json, log};
-use crate::crawl::layout::PartitionColumn;
 use crate::crawl::model::{Dialect, Format};
+use crate::lake::catalog::PartitionColumn;
+use crate::lake::writer::data_file_writer;
 
 const BATCH_ROWS: usize = 8192;
 
@@ -205,44 +199,6 @@ pub fn with_partitions(
         })
         .collect::<Result<_, _>>()?;
     RecordBatch::try_new(table.clone(), columns).map_err(|e| ObjectFailure::Schema(e.to_string()))
-}
-
-/// iceberg-rust's data file writer: Parquet files under the table location.
-pub type ParquetFiles =
-    DataFileWriter<ParquetWriterBuilder, DefaultLocationGenerator, DefaultFileNameGenerator>;
-
-/// A writer of Parquet data files for `table` (in `partition`, if any), rolling at the default
-/// size, with `run_id` in the file names.
-pub async fn data_file_writer(
-    table: &Table,
-    partition: Option<Struct>,
-    run_id: &str,
-) -> Result<ParquetFiles, iceberg::Error> {
-    let metadata = table.metadata();
-    let location = DefaultLocationGenerator::new(metadata)?;
-    let names = DefaultFileNameGenerator::new(
-        "lakeform".to_string(),
-        Some(run_id.to_string()),
-        DataFileFormat::Parquet,
-    );
-    let parquet = ParquetWriterBuilder::new(
-        WriterProperties::builder().build(),
-        metadata.current_schema().clone(),
-    );
-    let rolling = RollingFileWriterBuilder::new_with_default_file_size(
-        parquet,
-        table.file_io().clone(),
-        location,
-        names,
-    );
-    let key = partition.map(|data| {
-        PartitionKey::new(
-            metadata.default_partition_spec().as_ref().clone(),
-            metadata.current_schema().clone(),
-            data,
-        )
-    });
-    DataFileWriterBuilder::new(rolling).build(key).await
 }
 
 /// Writes the batches of one partition as Parquet data files under the table location.

@@ -10,10 +10,10 @@ use lakeform_api::common::FIELD_MANAGER;
 use lakeform_api::crawler::{CrawlRun, CrawledTable, Crawler};
 use lakeform_api::datalake::DataLake;
 
-use crate::crawl::catalog::CatalogConn;
 use crate::crawl::engine::CrawlInput;
 use crate::crawl::error::CrawlError;
-use crate::crawl::s3::S3Conn;
+use crate::lake::catalog::CatalogConn;
+use crate::lake::s3::S3Conn;
 
 /// Environment variables with the access key pair in file mode.
 pub const ENV_ACCESS_KEY: &str = "LAKEFORM_S3_ACCESS_KEY";

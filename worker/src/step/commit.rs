@@ -13,7 +13,7 @@ use iceberg::spec::{
 use iceberg::table::Table;
 use iceberg::{TableRequirement, TableUpdate};
 
-use crate::crawl::rest::commit_table;
+use crate::lake::rest::commit_table;
 use crate::step::error::StepError;
 use crate::step::table::Lake;
 

@@ -16,8 +16,8 @@ use std::sync::Arc;
 use lakeform_api::workflow::Step;
 use serde::Serialize;
 
-use crate::crawl::catalog::{CatalogConn, connect};
-use crate::crawl::s3::S3Conn;
+use crate::lake::catalog::{CatalogConn, connect};
+use crate::lake::s3::S3Conn;
 pub use error::StepError;
 use extract::bookmark::Bookmarks;
 use table::Lake;

@@ -12,7 +12,7 @@ use object_store::ObjectStore;
 use object_store::aws::AmazonS3Builder;
 use url::Url;
 
-use crate::crawl::s3::S3Conn;
+use crate::lake::s3::S3Conn;
 
 /// Buckets of the lake's S3, by `s3://<bucket>`.
 pub struct LakeStores {

@@ -15,10 +15,10 @@ use iceberg::writer::IcebergWriter;
 use iceberg::{Catalog, NamespaceIdent, TableIdent};
 use iceberg_catalog_rest::RestCatalog;
 
-use crate::crawl::catalog::{CatalogConn, add_columns, create_table, ensure_namespace};
-use crate::crawl::ingest::{ParquetFiles, data_file_writer};
-use crate::crawl::s3::S3Conn;
-use crate::crawl::schema::normalize;
+use crate::lake::catalog::{CatalogConn, add_columns, create_table, ensure_namespace};
+use crate::lake::s3::S3Conn;
+use crate::lake::schema::normalize;
+use crate::lake::writer::{ParquetFiles, data_file_writer};
 use crate::step::error::StepError;
 
 /// Table property naming the workflow step that writes a table.

@@ -10,7 +10,7 @@ use regex::Regex;
 
 use crate::crawl::error::ObjectFailure;
 use crate::crawl::model::CsvDialect;
-use crate::crawl::schema::{UTC, normalize};
+use crate::lake::schema::{UTC, normalize};
 
 /// Delimiters tried when none is configured, in order of preference on ties.
 pub const DELIMITERS: [u8; 4] = [b',', b'\t', b'|', b';'];

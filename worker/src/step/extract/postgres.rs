@@ -15,7 +15,7 @@ use arrow_schema::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use futures::StreamExt;
 use tokio_postgres::{Client, NoTls, Row, Transaction};
 
-use crate::crawl::schema::UTC;
+use crate::lake::schema::UTC;
 use crate::step::error::StepError;
 use crate::step::merge::quote;
 
