@@ -11,6 +11,7 @@ use iceberg::table::Table;
 use iceberg::transaction::{ApplyTransactionAction, Transaction};
 use iceberg::{Catalog, NamespaceIdent, TableIdent};
 use iceberg_catalog_rest::RestCatalog;
+use lakeform_api::connection::S3Connection;
 use lakeform_api::crawler::{
     CrawlRun, CrawledTable, CrawlerSpec, DeleteBehavior, ObjectError, RecrawlPolicy, UpdateBehavior,
 };
@@ -32,7 +33,7 @@ use crate::crawl::model::{Format, Inferred, ObjectMeta};
 use crate::crawl::schema::{self, Widening};
 use crate::lake;
 use crate::lake::catalog::{CatalogConn, PartitionColumn};
-use crate::lake::s3::{S3Conn, Store};
+use crate::lake::s3::Store;
 
 /// Concurrent GETs while examining new objects.
 pub const CONCURRENCY: usize = 16;
@@ -46,7 +47,7 @@ pub struct CrawlInput {
     pub crawler_id: String,
     pub spec: CrawlerSpec,
     pub lake: DataLake,
-    pub s3: S3Conn,
+    pub s3: S3Connection,
     pub catalog: CatalogConn,
     /// Examine only these new objects (`bucket/key`), e.g. the keys of a batch of bucket
     /// notifications; other new objects wait for a later run. Known objects are always

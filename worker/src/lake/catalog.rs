@@ -14,9 +14,9 @@ use iceberg_catalog_rest::{
     REST_CATALOG_PROP_URI, REST_CATALOG_PROP_WAREHOUSE, RestCatalog, RestCatalogBuilder,
 };
 use iceberg_storage_opendal::OpenDalStorageFactory;
+use lakeform_api::connection::S3Connection;
 
 use crate::lake::error::LakeError;
-use crate::lake::s3::S3Conn;
 
 /// A column a table is identity-partitioned on.
 #[derive(Clone, Debug, PartialEq)]
@@ -33,7 +33,7 @@ pub struct CatalogConn {
 }
 
 /// FileIO properties for the lake's S3.
-pub fn file_io_props(s3: &S3Conn) -> HashMap<String, String> {
+pub fn file_io_props(s3: &S3Connection) -> HashMap<String, String> {
     HashMap::from([
         ("s3.endpoint".to_string(), s3.endpoint.clone()),
         ("s3.region".to_string(), s3.region.clone()),
@@ -49,7 +49,7 @@ pub fn file_io_props(s3: &S3Conn) -> HashMap<String, String> {
 }
 
 /// A catalog client for `conn`, its FileIO signing with `s3`.
-pub async fn connect(conn: &CatalogConn, s3: &S3Conn) -> Result<RestCatalog, LakeError> {
+pub async fn connect(conn: &CatalogConn, s3: &S3Connection) -> Result<RestCatalog, LakeError> {
     let mut props = file_io_props(s3);
     props.insert(REST_CATALOG_PROP_URI.to_string(), conn.uri.clone());
     if let Some(w) = &conn.warehouse {

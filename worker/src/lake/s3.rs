@@ -1,6 +1,6 @@
 //! S3 access through the AWS SDK (path-style for MinIO), counting requests and bytes read.
 //! The crawler lists and reads zone objects through [`Store`]; both the crawler and the steps
-//! sign with an [`S3Conn`].
+//! sign with an [`S3Connection`] (`lakeform_api::connection`, the operator's type too).
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -8,28 +8,9 @@ use aws_sdk_s3::config::{BehaviorVersion, Credentials, Region};
 use aws_sdk_s3::error::DisplayErrorContext;
 use aws_smithy_http_client::tls::{self, rustls_provider::CryptoMode};
 use bytes::Bytes;
+use lakeform_api::connection::S3Connection;
 
 use crate::lake::error::{LakeError, ReadError};
-
-/// Where the lake's objects are and how to sign for them. Never printed.
-#[derive(Clone)]
-pub struct S3Conn {
-    pub endpoint: String,
-    pub region: String,
-    pub path_style: bool,
-    pub access_key: String,
-    pub secret_key: String,
-}
-
-impl std::fmt::Debug for S3Conn {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("S3Conn")
-            .field("endpoint", &self.endpoint)
-            .field("region", &self.region)
-            .field("path_style", &self.path_style)
-            .finish_non_exhaustive()
-    }
-}
 
 /// One listed object.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -76,7 +57,7 @@ pub struct Store {
 }
 
 impl Store {
-    pub fn new(conn: &S3Conn) -> Store {
+    pub fn new(conn: &S3Connection) -> Store {
         let http = aws_smithy_http_client::Builder::new()
             .tls_provider(tls::Provider::Rustls(CryptoMode::Ring))
             .build_https();

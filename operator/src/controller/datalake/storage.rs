@@ -14,7 +14,7 @@ use super::super::context::Context;
 use super::super::metrics::WriteLabels;
 use super::status::StatusBuilder;
 use super::{Error, STARTING_RECHECK, objects};
-use crate::desired::{buckets, minio};
+use crate::desired::{self, buckets, minio};
 use crate::storage::{
     S3Connection, Storage, StorageError, delete_bucket_and_contents, ensure_bucket,
 };
@@ -170,13 +170,9 @@ async fn managed_connection(
         Ok(c) => c,
         Err(no) => return Ok(Err(no)),
     };
-    Ok(Ok(S3Connection {
-        endpoint: minio::endpoint(lake),
-        region: "us-east-1".into(),
-        path_style: true,
-        access_key,
-        secret_key,
-    }))
+    Ok(Ok(
+        desired::connection::storage(lake).connection(access_key, secret_key)
+    ))
 }
 
 /// The S3 connection of a lake.
@@ -185,22 +181,17 @@ async fn connection(
     ctx: &Context,
 ) -> Result<Result<S3Connection, NoConnection>, Error> {
     let ns = lake.namespace().ok_or(Error::NoNamespace)?;
-    if let Some(ext) = &lake.spec.storage.external {
-        let c = &ext.credentials;
-        return Ok(credentials(
+    if lake.spec.storage.external.is_some() {
+        let endpoint = desired::connection::storage(lake);
+        let c = &endpoint.credentials;
+        let keys = credentials(
             ctx,
             &ns,
             &c.secret_name,
             (&c.access_key_id_key, &c.secret_access_key_key),
         )
-        .await?
-        .map(|(access_key, secret_key)| S3Connection {
-            endpoint: ext.endpoint.clone(),
-            region: ext.region.clone(),
-            path_style: ext.path_style,
-            access_key,
-            secret_key,
-        }));
+        .await?;
+        return Ok(keys.map(|(access_key, secret_key)| endpoint.connection(access_key, secret_key)));
     }
     managed_connection(lake, ctx, &ns).await
 }
