@@ -1,6 +1,11 @@
-//! Schema evolution of crawled tables beyond what iceberg-rust 0.10.1's transactions offer:
-//! type promotions committed as a new schema through [`crate::lake::rest::commit_table`].
+//! Schema evolution of crawled tables: which columns a schema change adds and which types it
+//! promotes ([`additions`]), and the promotions iceberg-rust 0.10.1's transactions cannot
+//! make, committed as a new schema through [`crate::lake::rest::commit_table`]
+//! ([`widen_columns`]).
 
+use arrow_schema::{DataType, Field, Schema};
+
+use crate::crawl::schema::SchemaDiff;
 use crate::lake::catalog::CatalogConn;
 use crate::lake::error::LakeError;
 use crate::lake::rest::commit_table;
@@ -81,4 +86,80 @@ pub async fn widen_columns(
         &format!("widening columns of {}", table.identifier()),
     )
     .await
+}
+
+/// Columns to add (with their parent path for nested ones), promotions Iceberg allows (dotted
+/// path → new type) and type changes it does not.
+#[allow(clippy::type_complexity)]
+pub fn additions(
+    diff: &SchemaDiff,
+) -> (
+    Vec<(Option<String>, Field)>,
+    Vec<(String, iceberg::spec::PrimitiveType)>,
+    Vec<String>,
+) {
+    let mut adds: Vec<(Option<String>, Field)> =
+        diff.added.iter().map(|f| (None, f.clone())).collect();
+    let mut widen = Vec::new();
+    let mut refused = Vec::new();
+    fn nested(
+        path: &str,
+        old: &Field,
+        new: &Field,
+        adds: &mut Vec<(Option<String>, Field)>,
+        widen: &mut Vec<(String, iceberg::spec::PrimitiveType)>,
+        refused: &mut Vec<String>,
+    ) {
+        use iceberg::spec::PrimitiveType as P;
+        match (old.data_type(), new.data_type()) {
+            (DataType::Struct(of), DataType::Struct(nf)) => {
+                for f in nf.iter() {
+                    match of.iter().find(|o| o.name() == f.name()) {
+                        None => adds.push((Some(path.to_string()), f.as_ref().clone())),
+                        Some(o) if o.data_type() != f.data_type() => {
+                            nested(&format!("{path}.{}", f.name()), o, f, adds, widen, refused)
+                        }
+                        Some(_) => {}
+                    }
+                }
+            }
+            (DataType::Int32, DataType::Int64) => widen.push((path.to_string(), P::Long)),
+            (DataType::Float32, DataType::Float64) => widen.push((path.to_string(), P::Double)),
+            (DataType::Decimal128(_, s1), DataType::Decimal128(p, s)) if s1 == s => widen.push((
+                path.to_string(),
+                P::Decimal {
+                    precision: *p as u32,
+                    scale: *s as u32,
+                },
+            )),
+            (a, b) => refused.push(format!("{path}: {a}→{b}")),
+        }
+    }
+    for (old, new) in &diff.widened {
+        nested(old.name(), old, new, &mut adds, &mut widen, &mut refused);
+    }
+    (adds, widen, refused)
+}
+
+/// `name:type, …` of a schema, for messages.
+pub fn describe(s: &Schema) -> String {
+    s.fields()
+        .iter()
+        .map(|f| format!("{}:{}", f.name(), f.data_type()))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// `+added, name:old→new, …` of a schema change, for messages.
+pub fn describe_diff(diff: &SchemaDiff) -> String {
+    diff.added
+        .iter()
+        .map(|f| format!("+{}", f.name()))
+        .chain(
+            diff.widened
+                .iter()
+                .map(|(o, n)| format!("{}:{}→{}", o.name(), o.data_type(), n.data_type())),
+        )
+        .collect::<Vec<_>>()
+        .join(", ")
 }

@@ -20,6 +20,7 @@ pub mod ingest;
 pub mod layout;
 pub mod listing;
 pub mod model;
+pub mod register;
 pub mod schema;
 pub mod source;
 
