@@ -3,9 +3,9 @@
 //! Library entry points: [`CrawlArgs`] (the subcommand's arguments), [`run`] (async) and
 //! [`run_blocking`] (starts its own tokio runtime). The stages live in their own modules:
 //! [`listing`] → [`examine`] ([`classify`], [`infer`], [`compression`]) → [`layout`] →
-//! [`catalog`], [`evolve`], [`datafile`] (Parquet in place), [`ingest`] (CSV/JSON/log/Avro) →
-//! report. S3, the catalog client, REST commits and the Parquet writer are
-//! [`crate::lake`]'s, shared with the workflow steps.
+//! [`register`] ([`catalog`], [`evolve`], [`datafile`] for Parquet in place, [`ingest`] for
+//! CSV/JSON/log/Avro) → report; [`engine`] runs them as a pipeline. S3, the catalog client,
+//! REST commits and the Parquet writer are [`crate::lake`]'s, shared with the workflow steps.
 
 pub mod catalog;
 pub mod classify;
