@@ -143,7 +143,7 @@ pub struct ExternalStorage {
 }
 
 fn default_region() -> String {
-    "us-east-1".into()
+    crate::connection::DEFAULT_REGION.into()
 }
 
 fn yes() -> bool {

@@ -1,7 +1,9 @@
-//! lakeform.dev/v1alpha1 API types: one module per kind, the CRD set, and pure validators for
-//! what a schema cannot check.
+//! lakeform.dev/v1alpha1 API types: one module per kind, the CRD set, pure validators for
+//! what a schema cannot check, and how a lake's storage is reached ([`connection`], shared by
+//! the operator and the worker).
 pub mod blueprint;
 pub mod common;
+pub mod connection;
 pub mod crawler;
 pub mod crd;
 pub mod datalake;

@@ -5,6 +5,11 @@
 //! partitions, and register the tables in the Iceberg REST catalog.
 //!
 //! [`step`] runs workflow steps: SQL over the catalog (DataFusion) and database extracts.
+//!
+//! [`lake`] is the lake I/O both share: S3, the Iceberg REST catalog, REST commits, schema
+//! normalization and the Parquet writer. `crawl` and `step` depend on `lake`, never on each
+//! other.
 
 pub mod crawl;
+pub mod lake;
 pub mod step;

@@ -11,12 +11,12 @@ use std::path::Path;
 
 use anyhow::{Context, Result, bail, ensure};
 use iceberg::{Catalog, NamespaceIdent, TableIdent};
+use lakeform_api::connection::S3Connection;
 use lakeform_api::crawler::{Crawler, CrawlerSpec};
 use lakeform_api::datalake::DataLake;
 use lakeform_e2e::{Env, lake};
-use lakeform_worker::crawl::catalog::CatalogConn;
-use lakeform_worker::crawl::s3::S3Conn;
 use lakeform_worker::crawl::{CrawlInput, CrawlOutcome, crawl};
+use lakeform_worker::lake::catalog::CatalogConn;
 use serde_json::{Value, json};
 
 const PREFIX: &str = "corpus/";
@@ -57,7 +57,7 @@ fn input(env: &Env, bucket: &str, database: &str) -> Result<CrawlInput> {
         crawler_id: "default/corpus".into(),
         spec,
         lake,
-        s3: S3Conn {
+        s3: S3Connection {
             endpoint: env.s3_endpoint.clone(),
             region: env.s3_region.clone(),
             path_style: true,

@@ -9,11 +9,11 @@ use std::sync::Arc;
 use anyhow::{Result, ensure};
 use iceberg::Catalog;
 use iceberg::spec::Operation;
+use lakeform_api::connection::S3Connection;
 use lakeform_api::workflow::SqlStep;
 use lakeform_e2e::catalog_server::CatalogServer;
 use lakeform_e2e::{TestContext, lake};
-use lakeform_worker::crawl::catalog::{CatalogConn, connect};
-use lakeform_worker::crawl::s3::S3Conn;
+use lakeform_worker::lake::catalog::{CatalogConn, connect};
 use lakeform_worker::step::sql;
 use lakeform_worker::step::table::{Lake, ident};
 
@@ -62,7 +62,7 @@ async fn sql_step_modes_write_iceberg_tables_other_engines_read() -> Result<()> 
     }
     lake::put_object(&s3c, &bucket, "people/part-0.csv", csv.into_bytes()).await?;
 
-    let s3 = S3Conn {
+    let s3 = S3Connection {
         endpoint: ctx.env.s3_endpoint.clone(),
         region: ctx.env.s3_region.clone(),
         path_style: true,

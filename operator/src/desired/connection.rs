@@ -5,10 +5,12 @@
 //! read them through `secretKeyRef`.
 
 use std::collections::BTreeMap;
+use std::convert::Infallible;
 
 use k8s_openapi::api::core::v1::{ConfigMap, EnvVar, EnvVarSource, SecretKeySelector};
 use kube::ResourceExt;
 use lakeform_api::common::S3CredentialsRef;
+use lakeform_api::connection::{StorageEndpoint, storage_endpoint};
 use lakeform_api::datalake::{DataLake, OAuth2Credentials};
 
 use super::meta::owned_meta;
@@ -62,27 +64,18 @@ pub struct LakeEndpoints {
 impl LakeEndpoints {
     /// Endpoints as the spec defines them: managed MinIO or external S3, managed Lakekeeper or
     /// an external catalog, and the Trino Service when a query engine is requested.
+    ///
+    /// The storage part is [`storage`], shared with the worker. The catalog part is not: the
+    /// worker's crawler reads a managed catalog's URI from the DataLake's status and passes no
+    /// warehouse (see `lakeform_worker::crawl::source`).
     pub fn for_lake(lake: &DataLake) -> Self {
         let spec = &lake.spec;
-        let (s3_endpoint, region, path_style, credentials) =
-            match (&spec.storage.managed, &spec.storage.external) {
-                (_, Some(ext)) => (
-                    ext.endpoint.clone(),
-                    ext.region.clone(),
-                    ext.path_style,
-                    ext.credentials.clone(),
-                ),
-                _ => (
-                    minio::endpoint(lake),
-                    "us-east-1".to_string(),
-                    true,
-                    S3CredentialsRef {
-                        secret_name: minio::secret_name(lake),
-                        access_key_id_key: minio::USER_KEY.into(),
-                        secret_access_key_key: minio::PASSWORD_KEY.into(),
-                    },
-                ),
-            };
+        let StorageEndpoint {
+            endpoint: s3_endpoint,
+            region,
+            path_style,
+            credentials,
+        } = storage(lake);
         let (catalog_uri, warehouse, catalog_oauth2) = match &spec.catalog {
             Some(c) => match (&c.managed, &c.external) {
                 (_, Some(ext)) => (
@@ -115,6 +108,14 @@ impl LakeEndpoints {
             trino_uri,
         }
     }
+}
+
+/// Where the lake's S3 is as the operator builds it: external storage as its spec says, managed
+/// storage at its MinIO Service ([`minio::endpoint`]). The worker derives the same with
+/// [`storage_endpoint`] but takes the managed endpoint from the DataLake's status.
+pub fn storage(lake: &DataLake) -> StorageEndpoint {
+    let Ok(endpoint) = storage_endpoint(lake, || Ok::<_, Infallible>(minio::endpoint(lake)));
+    endpoint
 }
 
 /// Name of the connection-info ConfigMap.

@@ -23,9 +23,9 @@ pub const API_PORT: i32 = 9000;
 /// Console port.
 pub const CONSOLE_PORT: i32 = 9001;
 /// Secret keys of the root credentials.
-pub const USER_KEY: &str = "accessKeyId";
+pub const USER_KEY: &str = lakeform_api::connection::MANAGED_ACCESS_KEY_ID_KEY;
 /// Secret key of the root password.
-pub const PASSWORD_KEY: &str = "secretAccessKey";
+pub const PASSWORD_KEY: &str = lakeform_api::connection::MANAGED_SECRET_ACCESS_KEY_KEY;
 
 /// Name of the StatefulSet and the client Service.
 pub fn name(lake: &DataLake) -> String {
@@ -39,7 +39,7 @@ pub fn headless_name(lake: &DataLake) -> String {
 
 /// Name of the root-credentials Secret.
 pub fn secret_name(lake: &DataLake) -> String {
-    format!("{}-minio-root", lake.name_any())
+    lakeform_api::connection::managed_secret_name(lake)
 }
 
 /// The in-cluster S3 endpoint of the managed MinIO.

@@ -15,31 +15,8 @@ use aws_smithy_http_client::tls::{self, rustls_provider::CryptoMode};
 
 pub use bucket::{delete_bucket_and_contents, ensure_bucket};
 pub use error::StorageError;
-
-/// Where and how to reach an S3 endpoint. The keys come from a Secret and never leave memory.
-#[derive(Clone)]
-pub struct S3Connection {
-    /// Endpoint URL (`http://host:port`).
-    pub endpoint: String,
-    /// Signing region.
-    pub region: String,
-    /// Path-style addressing.
-    pub path_style: bool,
-    /// Access key id.
-    pub access_key: String,
-    /// Secret access key.
-    pub secret_key: String,
-}
-
-impl std::fmt::Debug for S3Connection {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("S3Connection")
-            .field("endpoint", &self.endpoint)
-            .field("region", &self.region)
-            .field("path_style", &self.path_style)
-            .finish_non_exhaustive()
-    }
-}
+/// Where and how to reach an S3 endpoint (shared with the worker).
+pub use lakeform_api::connection::S3Connection;
 
 /// Clients for one S3 endpoint.
 #[derive(Clone)]

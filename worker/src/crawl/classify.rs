@@ -4,6 +4,7 @@
 
 use std::sync::Arc;
 
+use arrow_schema::Schema;
 use lakeform_api::crawler::CrawlerSpec;
 
 use crate::crawl::error::{CrawlError, ObjectFailure};
@@ -96,120 +97,138 @@ impl Classifiers {
 }
 
 /// Classifies and infers a text sample (already decompressed). `complete`: the sample is the
-/// whole object. `Ok(None)`: no classifier is sure enough.
+/// whole object. `Ok(None)`: no classifier is sure enough. Custom classifiers go first; a
+/// certain one wins outright, otherwise the built-in ones compete too.
 pub fn classify_text(
     text: &[u8],
     complete: bool,
     cls: &Classifiers,
 ) -> Result<Option<Inferred>, ObjectFailure> {
-    let mut best: Option<(f64, Inferred)> = None;
-    let mut last_error: Option<ObjectFailure> = None;
-    let consider = |certainty: f64, inferred: Inferred, best: &mut Option<(f64, Inferred)>| {
-        if certainty >= MIN_CERTAINTY && best.as_ref().is_none_or(|(c, _)| certainty > *c) {
-            *best = Some((certainty, inferred));
-        }
+    let mut contest = Contest {
+        text,
+        complete,
+        body: complete.then(|| bytes::Bytes::copy_from_slice(text)),
+        best: None,
+        last_error: None,
     };
-    let body = complete.then(|| bytes::Bytes::copy_from_slice(text));
-    let made = |format, schema, dialect, rows| Inferred {
-        format,
-        schema: Arc::new(schema),
-        dialect,
-        parquet: None,
-        body: body.clone(),
-        rows: Some(rows),
-    };
-    for c in &cls.custom {
-        match c {
-            Custom::Csv(opts) => match csv::infer(text, complete, opts) {
-                Ok(i) => {
-                    let certainty = if i.certainty >= 0.8 { 1.0 } else { i.certainty };
-                    consider(
-                        certainty,
-                        made(Format::Csv, i.schema, Dialect::Csv(i.dialect), i.rows),
-                        &mut best,
-                    )
-                }
-                Err(e) => last_error = Some(e),
-            },
-            Custom::Grok(name, grok) => {
-                let certainty = log::certainty(grok, text, complete);
-                let dialect = Dialect::Log(LogDialect {
-                    classification: name.clone(),
-                    regex: grok.regex.clone(),
-                });
-                consider(
-                    certainty,
-                    made(Format::Log, grok.schema.clone(), dialect, 0),
-                    &mut best,
-                );
-            }
-            Custom::JsonPath(path) if complete => {
-                match json::infer_path(text, path, cls.sample_rows) {
-                    Ok(i) => consider(
-                        1.0,
-                        made(
-                            Format::Json,
-                            i.schema,
-                            Dialect::JsonPath(path.clone()),
-                            i.rows,
-                        ),
-                        &mut best,
-                    ),
-                    Err(e) => last_error = Some(e),
-                }
-            }
-            Custom::JsonPath(_) => {}
-        }
+    contest.custom(cls);
+    if contest.best.as_ref().is_some_and(|(c, _)| *c >= 1.0) {
+        return Ok(contest.best.map(|(_, i)| i));
     }
-    if best.as_ref().is_some_and(|(c, _)| *c >= 1.0) {
-        return Ok(best.map(|(_, i)| i));
-    }
-    if cls.allows(Format::Json) && json::lines_certainty(text, complete) >= 0.9 {
-        match json::infer_lines(text, complete, cls.sample_rows) {
-            Ok(i) => consider(
-                i.certainty,
-                made(Format::Json, i.schema, Dialect::None, i.rows),
-                &mut best,
-            ),
-            Err(e) => last_error = Some(e),
-        }
-    }
-    if cls.allows(Format::Log) {
-        for (name, grok) in &cls.builtin_logs {
-            let certainty = log::certainty(grok, text, complete);
-            let dialect = Dialect::Log(LogDialect {
-                classification: name.clone(),
-                regex: grok.regex.clone(),
-            });
-            consider(
-                certainty,
-                made(Format::Log, grok.schema.clone(), dialect, 0),
-                &mut best,
-            );
-        }
-    }
-    if cls.allows(Format::Csv) && best.is_none() {
-        let opts = CsvOptions {
-            sample_rows: cls.sample_rows,
-            ..CsvOptions::default()
+    contest.builtin(cls);
+    contest.verdict()
+}
+
+/// Classifiers competing for one text sample: the most certain (at least
+/// [`MIN_CERTAINTY`]) wins; the last parse error may explain why none did.
+struct Contest<'t> {
+    text: &'t [u8],
+    complete: bool,
+    /// The whole object, kept for ingestion when the sample is complete.
+    body: Option<bytes::Bytes>,
+    best: Option<(f64, Inferred)>,
+    last_error: Option<ObjectFailure>,
+}
+
+impl Contest<'_> {
+    fn consider(
+        &mut self,
+        certainty: f64,
+        format: Format,
+        schema: Schema,
+        dialect: Dialect,
+        rows: u64,
+    ) {
+        let inferred = Inferred {
+            format,
+            schema: Arc::new(schema),
+            dialect,
+            parquet: None,
+            body: self.body.clone(),
+            rows: Some(rows),
         };
-        if let Ok(i) = csv::infer(text, complete, &opts) {
-            consider(
-                i.certainty,
-                made(Format::Csv, i.schema, Dialect::Csv(i.dialect), i.rows),
-                &mut best,
-            );
+        if certainty >= MIN_CERTAINTY && self.best.as_ref().is_none_or(|(c, _)| certainty > *c) {
+            self.best = Some((certainty, inferred));
         }
     }
-    match best {
-        Some((_, i)) => Ok(Some(i)),
-        // a custom classifier that matched the shape but failed to parse explains why
-        None => match last_error {
-            Some(ObjectFailure::Json(m)) if text.trim_ascii_start().starts_with(b"{") => {
-                Err(ObjectFailure::Json(m))
+
+    /// The spec's classifiers, in order.
+    fn custom(&mut self, cls: &Classifiers) {
+        let (text, complete) = (self.text, self.complete);
+        for c in &cls.custom {
+            match c {
+                Custom::Csv(opts) => match csv::infer(text, complete, opts) {
+                    Ok(i) => {
+                        let certainty = if i.certainty >= 0.8 { 1.0 } else { i.certainty };
+                        let dialect = Dialect::Csv(i.dialect);
+                        self.consider(certainty, Format::Csv, i.schema, dialect, i.rows)
+                    }
+                    Err(e) => self.last_error = Some(e),
+                },
+                Custom::Grok(name, grok) => self.log(name, grok),
+                Custom::JsonPath(path) if complete => {
+                    match json::infer_path(text, path, cls.sample_rows) {
+                        Ok(i) => {
+                            let dialect = Dialect::JsonPath(path.clone());
+                            self.consider(1.0, Format::Json, i.schema, dialect, i.rows)
+                        }
+                        Err(e) => self.last_error = Some(e),
+                    }
+                }
+                Custom::JsonPath(_) => {}
             }
-            _ => Ok(None),
-        },
+        }
+    }
+
+    /// A log pattern, scored by how many lines it matches.
+    fn log(&mut self, name: &str, grok: &Grok) {
+        let certainty = log::certainty(grok, self.text, self.complete);
+        let dialect = Dialect::Log(LogDialect {
+            classification: name.to_string(),
+            regex: grok.regex.clone(),
+        });
+        self.consider(certainty, Format::Log, grok.schema.clone(), dialect, 0);
+    }
+
+    /// The built-in formats the spec allows: JSON lines, the built-in log patterns, and CSV
+    /// when nothing else matched.
+    fn builtin(&mut self, cls: &Classifiers) {
+        let (text, complete) = (self.text, self.complete);
+        if cls.allows(Format::Json) && json::lines_certainty(text, complete) >= 0.9 {
+            match json::infer_lines(text, complete, cls.sample_rows) {
+                Ok(i) => self.consider(i.certainty, Format::Json, i.schema, Dialect::None, i.rows),
+                Err(e) => self.last_error = Some(e),
+            }
+        }
+        if cls.allows(Format::Log) {
+            for (name, grok) in &cls.builtin_logs {
+                self.log(name, grok);
+            }
+        }
+        if cls.allows(Format::Csv) && self.best.is_none() {
+            let opts = CsvOptions {
+                sample_rows: cls.sample_rows,
+                ..CsvOptions::default()
+            };
+            if let Ok(i) = csv::infer(text, complete, &opts) {
+                let dialect = Dialect::Csv(i.dialect);
+                self.consider(i.certainty, Format::Csv, i.schema, dialect, i.rows);
+            }
+        }
+    }
+
+    /// The winner, or none; a custom classifier that matched the shape but failed to parse
+    /// explains why.
+    fn verdict(self) -> Result<Option<Inferred>, ObjectFailure> {
+        match self.best {
+            Some((_, i)) => Ok(Some(i)),
+            None => match self.last_error {
+                Some(ObjectFailure::Json(m)) if self.text.trim_ascii_start().starts_with(b"{") => {
+                    Err(ObjectFailure::Json(m))
+                }
+                _ => Ok(None),
+            },
+        }
     }
 }
 

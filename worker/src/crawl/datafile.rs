@@ -13,7 +13,7 @@ use parquet::file::metadata::ParquetMetaData;
 use parquet::file::statistics::Statistics;
 
 use crate::crawl::error::ObjectFailure;
-use crate::crawl::layout::PartitionColumn;
+use crate::lake::catalog::PartitionColumn;
 
 /// Parquet leaf column paths → (field id, type) of the table schema's primitive fields. Lists
 /// are found under the usual element names (`list.element`, `list.item`, `element`, `array`).

@@ -1,37 +1,42 @@
-//! One crawl: list → (known objects skipped) → examine new objects → group → evolve, register
-//! and ingest → deprecate vanished tables → report.
+//! One crawl, as a pipeline of named stages (`run_crawl` reads top to bottom):
+//!
+//! 1. `connect` to the catalog (not in a dry run) and `Previous::load` what earlier runs left:
+//!    the crawler's tables with their source objects, and the objects it could not use;
+//! 2. `list` every target ([`crate::crawl::listing`]);
+//! 3. `triage` the listed objects: known (not read again), skipped before with the same
+//!    fingerprint, or new;
+//! 4. `examine_new` objects ([`crate::crawl::examine`]), [`CONCURRENCY`] at a time;
+//! 5. `plan_tables`: group the objects into datasets ([`crate::crawl::layout`]) and name their
+//!    tables, then `check_threshold`;
+//! 6. register, evolve and ingest each planned table ([`crate::crawl::register`]), then
+//!    `retire_vanished` tables whose data is gone and `remember_skipped` objects;
+//! 7. report: `outcome`, or `planned` for a dry run.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 
-use arrow_schema::{DataType, Field, Schema, SchemaRef};
 use futures::StreamExt;
-use iceberg::spec::DataFile;
 use iceberg::table::Table;
 use iceberg::transaction::{ApplyTransactionAction, Transaction};
 use iceberg::{Catalog, NamespaceIdent, TableIdent};
 use iceberg_catalog_rest::RestCatalog;
+use lakeform_api::connection::S3Connection;
 use lakeform_api::crawler::{
-    CrawlRun, CrawledTable, CrawlerSpec, DeleteBehavior, ObjectError, RecrawlPolicy, UpdateBehavior,
+    CrawlRun, CrawledTable, CrawlerSpec, DeleteBehavior, ObjectError, RecrawlPolicy,
 };
 use lakeform_api::datalake::DataLake;
 
-use crate::crawl::catalog::{
-    self, CatalogConn, PROP_CRAWLER, PROP_DEPRECATED, PROP_FORMAT, PROP_NAME_MAPPING, PROP_OBJECTS,
-    PROP_SOURCE,
-};
+use crate::crawl::catalog::{self, PROP_DEPRECATED, PROP_FORMAT, PROP_OBJECTS, PROP_SOURCE};
 use crate::crawl::classify::Classifiers;
-use crate::crawl::compression::{self, Compression};
-use crate::crawl::datafile;
 use crate::crawl::error::{CrawlError, ObjectFailure};
 use crate::crawl::examine::{Examined, examine};
-use crate::crawl::ingest;
-use crate::crawl::layout::{self, Dataset, LayoutObject, LayoutOptions, PartitionColumn};
+use crate::crawl::layout::{self, Dataset, LayoutObject, LayoutOptions};
 use crate::crawl::listing::{self, Excludes};
 use crate::crawl::model::{Format, Inferred, ObjectMeta};
-use crate::crawl::rest;
-use crate::crawl::s3::{S3Conn, Store};
-use crate::crawl::schema::{self, Widening};
+use crate::crawl::register::DatasetCtx;
+use crate::lake;
+use crate::lake::catalog::CatalogConn;
+use crate::lake::s3::Store;
 
 /// Concurrent GETs while examining new objects.
 pub const CONCURRENCY: usize = 16;
@@ -45,7 +50,7 @@ pub struct CrawlInput {
     pub crawler_id: String,
     pub spec: CrawlerSpec,
     pub lake: DataLake,
-    pub s3: S3Conn,
+    pub s3: S3Connection,
     pub catalog: CatalogConn,
     /// Examine only these new objects (`bucket/key`), e.g. the keys of a batch of bucket
     /// notifications; other new objects wait for a later run. Known objects are always
@@ -64,39 +69,42 @@ pub struct CrawlOutcome {
 }
 
 /// A listed object of a target.
-struct Entry {
-    target: usize,
-    bucket: String,
-    meta: ObjectMeta,
-    rel: String,
+pub(crate) struct Entry {
+    pub(crate) target: usize,
+    pub(crate) bucket: String,
+    pub(crate) meta: ObjectMeta,
+    pub(crate) rel: String,
 }
 
 impl Entry {
-    fn full(&self) -> String {
+    /// `bucket/key`, how the crawler's state names the object.
+    pub(crate) fn full(&self) -> String {
         format!("{}/{}", self.bucket, self.meta.key)
     }
 }
 
 /// What the crawler knows about a table it maintains.
-struct Known {
-    table: Table,
-    format: Format,
-    objects: BTreeMap<String, String>,
+pub(crate) struct Known {
+    pub(crate) table: Table,
+    pub(crate) format: Format,
+    /// Source objects (`bucket/key`) in the table → their fingerprint when added.
+    pub(crate) objects: BTreeMap<String, String>,
 }
 
+/// The run's tally, filled by every stage.
 #[derive(Default)]
-struct Report {
-    created: i64,
-    updated: i64,
-    deprecated: i64,
-    deleted: i64,
-    unclassified: i64,
-    errors: Vec<ObjectError>,
-    notes: Vec<String>,
+pub(crate) struct Report {
+    pub(crate) created: i64,
+    pub(crate) updated: i64,
+    pub(crate) deprecated: i64,
+    pub(crate) deleted: i64,
+    pub(crate) unclassified: i64,
+    pub(crate) errors: Vec<ObjectError>,
+    pub(crate) notes: Vec<String>,
 }
 
 impl Report {
-    fn error(&mut self, key: &str, f: impl std::fmt::Display) {
+    pub(crate) fn error(&mut self, key: &str, f: impl std::fmt::Display) {
         self.errors.push(ObjectError {
             key: key.to_string(),
             message: f.to_string(),
@@ -104,6 +112,8 @@ impl Report {
     }
 }
 
+/// Namespace property holding the objects `crawler` could not use (JSON: `bucket/key` →
+/// `fingerprint#reason`).
 fn skipped_key(crawler: &str) -> String {
     format!("lakeform.crawler.{crawler}.skipped")
 }
@@ -119,6 +129,7 @@ pub async fn dry_run(input: &CrawlInput) -> Result<CrawlOutcome, CrawlError> {
     run_crawl(input, true).await
 }
 
+/// The pipeline; see the module doc for its stages.
 async fn run_crawl(input: &CrawlInput, dry: bool) -> Result<CrawlOutcome, CrawlError> {
     let spec = &input.spec;
     let cls = Classifiers::from_spec(spec)?;
@@ -126,68 +137,153 @@ async fn run_crawl(input: &CrawlInput, dry: bool) -> Result<CrawlOutcome, CrawlE
     let ns = NamespaceIdent::new(spec.database.clone());
     let catalog = match dry {
         true => None,
-        false => {
-            let c = catalog::connect(&input.catalog, &input.s3).await?;
-            catalog::ensure_namespace(&c, &ns).await?;
-            Some(c)
-        }
+        false => Some(connect(input, &ns).await?),
     };
     let mut report = Report::default();
     let run_id = run_id();
-
-    // what earlier runs did
-    let mut known: BTreeMap<String, Known> = BTreeMap::new();
-    let existing = match &catalog {
-        Some(c) => catalog::crawler_tables(c, &ns, &input.crawler_id).await?,
-        None => Vec::new(),
+    let previous = match &catalog {
+        Some(c) => Previous::load(c, &ns, input).await?,
+        None => Previous::default(),
     };
-    for table in existing {
-        let props = table.metadata().properties();
-        let format = props
-            .get(PROP_FORMAT)
-            .and_then(|f| Format::parse(f))
-            .unwrap_or(Format::Parquet);
-        let objects: BTreeMap<String, String> = props
-            .get(PROP_OBJECTS)
-            .and_then(|o| serde_json::from_str(o).ok())
-            .unwrap_or_default();
-        known.insert(
-            table.identifier().name().to_string(),
-            Known {
-                table,
-                format,
-                objects,
-            },
-        );
+
+    let listing = list(input, &store).await?;
+    let entries = &listing.entries;
+    let mut triage = triage(input, entries, &previous, &mut report);
+    let examined = examine_new(&store, &cls, entries, &mut triage, &mut report).await;
+    let used_names = taken_names(catalog.as_ref(), &ns, spec, &previous.known).await?;
+    let objects = Objects {
+        entries,
+        inferred: &examined.inferred,
+        known_entry: &triage.known,
+    };
+    let plans = plan_tables(spec, &objects, &previous.known, used_names)?;
+    check_threshold(spec, &plans, &previous.known)?;
+    let Some(catalog) = catalog else {
+        return Ok(planned(
+            &plans,
+            entries,
+            spec,
+            &report,
+            listing.scanned,
+            examined.count,
+            &store,
+        ));
+    };
+
+    let ctx = DatasetCtx {
+        catalog: &catalog,
+        conn: &input.catalog,
+        store: &store,
+        entries,
+        inferred: &examined.inferred,
+        spec,
+        crawler: &input.crawler_id,
+        run_id: &run_id,
+    };
+    let mut touched: HashSet<String> = HashSet::new();
+    for plan in plans {
+        touched.insert(plan.name.clone());
+        let ident = TableIdent::new(ns.clone(), plan.name.clone());
+        let source = location(spec, entries, &plan);
+        let prev = previous.known.get(&plan.name);
+        ctx.register(&ident, &plan, prev, &source, &mut report)
+            .await?;
     }
-    let known_keys: HashMap<String, (String, String)> = known
-        .iter()
-        .flat_map(|(t, k)| {
-            k.objects
-                .iter()
-                .map(move |(key, fp)| (key.clone(), (t.clone(), fp.clone())))
-        })
-        .collect();
-    let skipped_prop = skipped_key(&input.crawler_id);
-    let old_skipped: BTreeMap<String, String> = match &catalog {
-        Some(c) => c
-            .get_namespace(&ns)
+    retire_vanished(&catalog, spec, &previous.known, &touched, &mut report).await?;
+    remember_skipped(input, &previous.skipped, &triage.skipped, &mut report).await?;
+
+    let tables = table_status(&catalog, &ns, &input.crawler_id).await?;
+    Ok(outcome(
+        report,
+        listing.scanned,
+        examined.count,
+        tables,
+        &store,
+    ))
+}
+
+/// Connects to the catalog and makes sure the crawler's namespace exists.
+async fn connect(input: &CrawlInput, ns: &NamespaceIdent) -> Result<RestCatalog, CrawlError> {
+    let c = lake::catalog::connect(&input.catalog, &input.s3).await?;
+    lake::catalog::ensure_namespace(&c, ns).await?;
+    Ok(c)
+}
+
+/// What earlier runs left in the catalog (nothing in a dry run).
+#[derive(Default)]
+struct Previous {
+    /// The crawler's tables, by name.
+    known: BTreeMap<String, Known>,
+    /// Source objects of those tables (`bucket/key`) → (table, fingerprint).
+    keys: HashMap<String, (String, String)>,
+    /// Objects the crawler could not use (`bucket/key` → `fingerprint#reason`).
+    skipped: BTreeMap<String, String>,
+}
+
+impl Previous {
+    async fn load(
+        catalog: &RestCatalog,
+        ns: &NamespaceIdent,
+        input: &CrawlInput,
+    ) -> Result<Previous, CrawlError> {
+        let mut known: BTreeMap<String, Known> = BTreeMap::new();
+        for table in catalog::crawler_tables(catalog, ns, &input.crawler_id).await? {
+            let props = table.metadata().properties();
+            let format = props
+                .get(PROP_FORMAT)
+                .and_then(|f| Format::parse(f))
+                .unwrap_or(Format::Parquet);
+            let objects: BTreeMap<String, String> = props
+                .get(PROP_OBJECTS)
+                .and_then(|o| serde_json::from_str(o).ok())
+                .unwrap_or_default();
+            known.insert(
+                table.identifier().name().to_string(),
+                Known {
+                    table,
+                    format,
+                    objects,
+                },
+            );
+        }
+        let keys: HashMap<String, (String, String)> = known
+            .iter()
+            .flat_map(|(t, k)| {
+                k.objects
+                    .iter()
+                    .map(move |(key, fp)| (key.clone(), (t.clone(), fp.clone())))
+            })
+            .collect();
+        let skipped: BTreeMap<String, String> = catalog
+            .get_namespace(ns)
             .await
             .map_err(CrawlError::catalog(format!(
                 "loading namespace {}",
-                spec.database
+                input.spec.database
             )))?
             .properties()
-            .get(&skipped_prop)
+            .get(&skipped_key(&input.crawler_id))
             .and_then(|s| serde_json::from_str(s).ok())
-            .unwrap_or_default(),
-        None => BTreeMap::new(),
-    };
+            .unwrap_or_default();
+        Ok(Previous {
+            known,
+            keys,
+            skipped,
+        })
+    }
+}
 
-    // list
+/// The objects of every target, with how many were listed in the targets' prefixes.
+struct Listing {
+    entries: Vec<Entry>,
+    scanned: i64,
+}
+
+/// Lists every target's prefix; noise and excluded keys are counted but not kept.
+async fn list(input: &CrawlInput, store: &Store) -> Result<Listing, CrawlError> {
     let mut entries: Vec<Entry> = Vec::new();
     let mut scanned = 0i64;
-    for (t, target) in spec.targets.iter().enumerate() {
+    for (t, target) in input.spec.targets.iter().enumerate() {
         let zone = input
             .lake
             .spec
@@ -222,17 +318,42 @@ async fn run_crawl(input: &CrawlInput, dry: bool) -> Result<CrawlOutcome, CrawlE
             });
         }
     }
+    Ok(Listing { entries, scanned })
+}
 
-    // sort out what is known, skipped before, or new
-    let known_folders: HashSet<String> = known_keys.keys().map(|k| parent(k).to_string()).collect();
-    let mut new_skipped: BTreeMap<String, String> = BTreeMap::new();
-    let mut to_examine: Vec<usize> = Vec::new();
-    let mut known_entry: HashMap<usize, String> = HashMap::new();
+/// What becomes of each listed object (by index into the listing).
+struct Triage {
+    /// New objects to examine.
+    examine: Vec<usize>,
+    /// Objects already in a table → that table.
+    known: HashMap<usize, String>,
+    /// Objects that cannot be used, as the namespace property will remember them.
+    skipped: BTreeMap<String, String>,
+}
+
+/// Sorts out what is known, skipped before (same fingerprint), or new; objects rewritten in
+/// place since they were added are reported.
+fn triage(
+    input: &CrawlInput,
+    entries: &[Entry],
+    previous: &Previous,
+    report: &mut Report,
+) -> Triage {
+    let known_folders: HashSet<String> = previous
+        .keys
+        .keys()
+        .map(|k| parent(k).to_string())
+        .collect();
+    let mut out = Triage {
+        examine: Vec::new(),
+        known: HashMap::new(),
+        skipped: BTreeMap::new(),
+    };
     for (i, e) in entries.iter().enumerate() {
         let full = e.full();
         let fp = e.meta.fingerprint();
-        if let Some((table, old)) = known_keys.get(&full) {
-            known_entry.insert(i, table.clone());
+        if let Some((table, old)) = previous.keys.get(&full) {
+            out.known.insert(i, table.clone());
             if *old != fp {
                 // rewritten in place: its old data is in the table and cannot be replaced
                 let msg = format!(
@@ -242,7 +363,7 @@ async fn run_crawl(input: &CrawlInput, dry: bool) -> Result<CrawlOutcome, CrawlE
             }
             continue;
         }
-        if let Some(old) = old_skipped.get(&full)
+        if let Some(old) = previous.skipped.get(&full)
             && let Some((ofp, reason)) = old.split_once('#')
             && ofp == fp
         {
@@ -250,7 +371,7 @@ async fn run_crawl(input: &CrawlInput, dry: bool) -> Result<CrawlOutcome, CrawlE
                 Some(msg) => report.error(&full, msg),
                 None => report.unclassified += 1,
             }
-            new_skipped.insert(full, old.clone());
+            out.skipped.insert(full, old.clone());
             continue;
         }
         if input
@@ -260,25 +381,41 @@ async fn run_crawl(input: &CrawlInput, dry: bool) -> Result<CrawlOutcome, CrawlE
         {
             continue;
         }
-        if spec.recrawl_policy == RecrawlPolicy::NewFoldersOnly
+        if input.spec.recrawl_policy == RecrawlPolicy::NewFoldersOnly
             && known_folders.contains(parent(&full))
         {
             continue;
         }
-        to_examine.push(i);
+        out.examine.push(i);
     }
+    out
+}
 
-    // examine new objects, a bounded number at a time
+/// The examined objects: schemas of those classified, and how many were examined.
+struct Examination {
+    inferred: HashMap<usize, Inferred>,
+    count: usize,
+}
+
+/// Examines the new objects of `triage`, [`CONCURRENCY`] at a time. Objects that cannot be
+/// used are reported and added to the skipped ones.
+async fn examine_new(
+    store: &Store,
+    cls: &Classifiers,
+    entries: &[Entry],
+    triage: &mut Triage,
+    report: &mut Report,
+) -> Examination {
+    let to_examine = std::mem::take(&mut triage.examine);
     let examined: Vec<(usize, Result<Examined, ObjectFailure>)> = futures::stream::iter(to_examine)
         .map(|i| {
             let e = &entries[i];
-            let (store, cls) = (&store, &cls);
             async move { (i, examine(store, &e.bucket, &e.meta, cls).await) }
         })
         .buffer_unordered(CONCURRENCY)
         .collect()
         .await;
-    let examined_count = examined.len();
+    let count = examined.len();
     let mut inferred: HashMap<usize, Inferred> = HashMap::new();
     for (i, result) in examined {
         let e = &entries[i];
@@ -290,64 +427,77 @@ async fn run_crawl(input: &CrawlInput, dry: bool) -> Result<CrawlOutcome, CrawlE
             Ok(Examined::Unclassified(why)) => {
                 tracing::info!(key = %full, reason = %why, "unclassified");
                 report.unclassified += 1;
-                new_skipped.insert(
+                triage.skipped.insert(
                     full,
                     format!("{}#unclassified: {why}", e.meta.fingerprint()),
                 );
             }
             Err(f) => {
-                new_skipped.insert(full.clone(), format!("{}#error:{f}", e.meta.fingerprint()));
+                triage
+                    .skipped
+                    .insert(full.clone(), format!("{}#error:{f}", e.meta.fingerprint()));
                 report.error(&full, f);
             }
         }
     }
+    Examination { inferred, count }
+}
 
-    // group into datasets, per target
-    let mut plans: Vec<(String, Dataset, Vec<usize>)> = Vec::new();
-    // names of tables someone else owns in the namespace are taken
-    let mut used_names: HashSet<String> = match &catalog {
-        Some(c) => c
-            .list_tables(&ns)
-            .await
-            .map_err(CrawlError::catalog(format!(
-                "listing tables of {}",
-                spec.database
-            )))?
-            .into_iter()
-            .map(|t| t.name().to_string())
-            .filter(|n| !known.contains_key(n))
-            .collect(),
-        None => HashSet::new(),
+/// The listed objects as the later stages see them.
+struct Objects<'a> {
+    entries: &'a [Entry],
+    /// Schemas of the new objects that were classified.
+    inferred: &'a HashMap<usize, Inferred>,
+    /// Objects already in a table → that table.
+    known_entry: &'a HashMap<usize, String>,
+}
+
+/// A table to create or update: its name, the dataset layout found, and its objects (indices
+/// into the listing, in the dataset's order).
+pub(crate) struct Plan {
+    pub(crate) name: String,
+    pub(crate) dataset: Dataset,
+    pub(crate) members: Vec<usize>,
+}
+
+/// Names of tables someone else owns in the namespace: taken (none in a dry run).
+async fn taken_names(
+    catalog: Option<&RestCatalog>,
+    ns: &NamespaceIdent,
+    spec: &CrawlerSpec,
+    known: &BTreeMap<String, Known>,
+) -> Result<HashSet<String>, CrawlError> {
+    let Some(c) = catalog else {
+        return Ok(HashSet::new());
     };
+    Ok(c.list_tables(ns)
+        .await
+        .map_err(CrawlError::catalog(format!(
+            "listing tables of {}",
+            spec.database
+        )))?
+        .into_iter()
+        .map(|t| t.name().to_string())
+        .filter(|n| !known.contains_key(n))
+        .collect())
+}
+
+/// Groups each target's usable objects into datasets and names their tables.
+fn plan_tables(
+    spec: &CrawlerSpec,
+    objects: &Objects<'_>,
+    known: &BTreeMap<String, Known>,
+    mut used_names: HashSet<String>,
+) -> Result<Vec<Plan>, CrawlError> {
+    let mut plans: Vec<Plan> = Vec::new();
     for (t, target) in spec.targets.iter().enumerate() {
-        let idx: Vec<usize> = (0..entries.len())
-            .filter(|i| {
-                entries[*i].target == t && (inferred.contains_key(i) || known_entry.contains_key(i))
-            })
-            .collect();
-        let mut objs = Vec::with_capacity(idx.len());
-        for &i in &idx {
-            let (format, schema) = match (inferred.get(&i), known_entry.get(&i)) {
-                (Some(inf), _) => (inf.format, inf.schema.clone()),
-                (None, Some(table)) => {
-                    let k = &known[table];
-                    let full = catalog::arrow_schema(&k.table)?;
-                    let data = catalog::data_schema(&full, &catalog::partition_columns(&k.table));
-                    (k.format, Arc::new(data))
-                }
-                (None, None) => continue,
-            };
-            objs.push(LayoutObject {
-                rel: entries[i].rel.clone(),
-                format,
-                schema,
-            });
-        }
+        let (idx, objs) = layout_objects(t, objects, known)?;
         let opts = LayoutOptions {
             table_level: spec.grouping.table_level.map(|l| l.max(1) as usize),
             combine_compatible_schemas: spec.grouping.combine_compatible_schemas,
         };
-        let bucket = entries
+        let bucket = objects
+            .entries
             .iter()
             .find(|e| e.target == t)
             .map(|e| e.bucket.clone())
@@ -360,95 +510,118 @@ async fn run_crawl(input: &CrawlInput, dry: bool) -> Result<CrawlOutcome, CrawlE
             .filter(|s| !s.is_empty())
             .unwrap_or(&bucket)
             .to_string();
-        for ds in layout::group(&objs, opts, &base) {
-            let members: Vec<usize> = ds.objects.iter().map(|(o, _)| idx[*o]).collect();
-            // a dataset holding objects of a known table keeps that table's name
-            let name = members
-                .iter()
-                .find_map(|i| known_entry.get(i).cloned())
-                .unwrap_or_else(|| {
-                    let base = layout::sanitize(&format!(
-                        "{}{}",
-                        spec.table_prefix.clone().unwrap_or_default(),
-                        ds.name
-                    ));
-                    let mut name = base.clone();
-                    let mut n = 2;
-                    while used_names.contains(&name)
-                        || (known.contains_key(&name)
-                            && !members.iter().any(|i| known_entry.get(i) == Some(&name)))
-                    {
-                        name = format!("{base}_{n}");
-                        n += 1;
-                    }
-                    name
-                });
+        for dataset in layout::group(&objs, opts, &base) {
+            let members: Vec<usize> = dataset.objects.iter().map(|(o, _)| idx[*o]).collect();
+            let name = table_name(spec, &dataset, &members, objects, known, &used_names);
             used_names.insert(name.clone());
-            plans.push((name, ds, members));
-        }
-    }
-
-    if let Some(threshold) = spec.table_threshold {
-        let would_create = plans
-            .iter()
-            .filter(|(n, ..)| !known.contains_key(n))
-            .count();
-        if would_create > threshold.max(0) as usize {
-            return Err(CrawlError::TableThreshold {
-                would_create,
-                threshold,
+            plans.push(Plan {
+                name,
+                dataset,
+                members,
             });
         }
     }
+    Ok(plans)
+}
 
-    let Some(catalog) = catalog else {
-        return Ok(planned(
-            &plans,
-            &entries,
-            spec,
-            &report,
-            scanned,
-            examined_count,
-            &store,
-        ));
-    };
-
-    // register
-    let mut touched: HashSet<String> = HashSet::new();
-    for (name, ds, members) in plans {
-        touched.insert(name.clone());
-        let ident = TableIdent::new(ns.clone(), name.clone());
-        let new: Vec<(usize, Vec<Option<String>>)> = ds
-            .objects
-            .iter()
-            .zip(&members)
-            .filter(|(_, i)| inferred.contains_key(i))
-            .map(|((_, values), i)| (*i, values.clone()))
-            .collect();
-        let listed: HashSet<String> = members.iter().map(|i| entries[*i].full()).collect();
-        let ctx = DatasetCtx {
-            catalog: &catalog,
-            conn: &input.catalog,
-            store: &store,
-            entries: &entries,
-            inferred: &inferred,
-            spec,
-            crawler: &input.crawler_id,
-            run_id: &run_id,
+/// The objects of target `t` that layout groups (new and classified, or already in a table),
+/// with their indices into the listing.
+fn layout_objects(
+    t: usize,
+    objects: &Objects<'_>,
+    known: &BTreeMap<String, Known>,
+) -> Result<(Vec<usize>, Vec<LayoutObject>), CrawlError> {
+    let entries = objects.entries;
+    let idx: Vec<usize> = (0..entries.len())
+        .filter(|i| {
+            entries[*i].target == t
+                && (objects.inferred.contains_key(i) || objects.known_entry.contains_key(i))
+        })
+        .collect();
+    let mut objs = Vec::with_capacity(idx.len());
+    for &i in &idx {
+        let (format, schema) = match (objects.inferred.get(&i), objects.known_entry.get(&i)) {
+            (Some(inf), _) => (inf.format, inf.schema.clone()),
+            (None, Some(table)) => {
+                let k = &known[table];
+                let full = catalog::arrow_schema(&k.table)?;
+                let data = catalog::data_schema(&full, &catalog::partition_columns(&k.table));
+                (k.format, Arc::new(data))
+            }
+            (None, None) => continue,
         };
-        let prev = known.get(&name);
-        let target = &spec.targets[entries[members[0]].target];
-        let source = format!(
-            "s3://{}/{}",
-            entries[members[0]].bucket,
-            join_key(&target.prefix, &ds.root.join("/"))
-        );
-        ctx.register(&ident, &ds, &new, &listed, prev, &source, &mut report)
-            .await?;
+        objs.push(LayoutObject {
+            rel: entries[i].rel.clone(),
+            format,
+            schema,
+        });
     }
+    Ok((idx, objs))
+}
 
-    // tables whose data is gone
-    for (name, k) in &known {
+/// A dataset holding objects of a known table keeps that table's name; otherwise the
+/// dataset's name (with the spec's prefix), suffixed `_2`, `_3`, … while taken.
+fn table_name(
+    spec: &CrawlerSpec,
+    dataset: &Dataset,
+    members: &[usize],
+    objects: &Objects<'_>,
+    known: &BTreeMap<String, Known>,
+    used_names: &HashSet<String>,
+) -> String {
+    let known_entry = objects.known_entry;
+    if let Some(name) = members.iter().find_map(|i| known_entry.get(i).cloned()) {
+        return name;
+    }
+    let base = layout::sanitize(&format!(
+        "{}{}",
+        spec.table_prefix.clone().unwrap_or_default(),
+        dataset.name
+    ));
+    let mut name = base.clone();
+    let mut n = 2;
+    while used_names.contains(&name)
+        || (known.contains_key(&name) && !members.iter().any(|i| known_entry.get(i) == Some(&name)))
+    {
+        name = format!("{base}_{n}");
+        n += 1;
+    }
+    name
+}
+
+/// Fails the run, before anything is created, when it would create more tables than
+/// `spec.tableThreshold`.
+fn check_threshold(
+    spec: &CrawlerSpec,
+    plans: &[Plan],
+    known: &BTreeMap<String, Known>,
+) -> Result<(), CrawlError> {
+    let Some(threshold) = spec.table_threshold else {
+        return Ok(());
+    };
+    let would_create = plans
+        .iter()
+        .filter(|p| !known.contains_key(&p.name))
+        .count();
+    if would_create > threshold.max(0) as usize {
+        return Err(CrawlError::TableThreshold {
+            would_create,
+            threshold,
+        });
+    }
+    Ok(())
+}
+
+/// Tables whose data is gone (no object of theirs listed this run): dropped, marked deprecated
+/// or noted, as `spec.schemaChangePolicy.delete` says.
+async fn retire_vanished(
+    catalog: &RestCatalog,
+    spec: &CrawlerSpec,
+    known: &BTreeMap<String, Known>,
+    touched: &HashSet<String>,
+    report: &mut Report,
+) -> Result<(), CrawlError> {
+    for (name, k) in known {
         if touched.contains(name) || k.objects.is_empty() {
             continue;
         }
@@ -462,22 +635,7 @@ async fn run_crawl(input: &CrawlInput, dry: bool) -> Result<CrawlOutcome, CrawlE
                 report.deleted += 1;
             }
             DeleteBehavior::Deprecate => {
-                if k.table
-                    .metadata()
-                    .properties()
-                    .get(PROP_DEPRECATED)
-                    .map(String::as_str)
-                    != Some("true")
-                {
-                    let tx = Transaction::new(&k.table);
-                    let tx = tx
-                        .update_table_properties()
-                        .set(PROP_DEPRECATED.into(), "true".into())
-                        .apply(tx)
-                        .map_err(CrawlError::catalog(format!("deprecating {ident}")))?;
-                    tx.commit(&catalog)
-                        .await
-                        .map_err(CrawlError::catalog(format!("deprecating {ident}")))?;
+                if deprecate(catalog, &k.table, &ident).await? {
                     report.deprecated += 1;
                 }
             }
@@ -486,32 +644,83 @@ async fn run_crawl(input: &CrawlInput, dry: bool) -> Result<CrawlOutcome, CrawlE
                 .push(format!("the data of table {name} is gone (delete: Log)")),
         }
     }
+    Ok(())
+}
 
-    // remember objects that could not be used, so a re-run does not read them again
-    if new_skipped != old_skipped {
-        let mut updates = HashMap::new();
-        let mut removals = Vec::new();
-        if new_skipped.is_empty() {
-            removals.push(skipped_prop.clone());
-        } else {
-            updates.insert(skipped_prop.clone(), serde_json::to_string(&new_skipped)?);
-        }
-        if let Err(e) =
-            rest::update_namespace_properties(&input.catalog, &spec.database, updates, removals)
-                .await
-        {
-            report
-                .notes
-                .push(format!("could not record skipped objects: {e}"));
-        }
+/// Marks `table` deprecated; false when it already was.
+async fn deprecate(
+    catalog: &RestCatalog,
+    table: &Table,
+    ident: &TableIdent,
+) -> Result<bool, CrawlError> {
+    if table
+        .metadata()
+        .properties()
+        .get(PROP_DEPRECATED)
+        .map(String::as_str)
+        == Some("true")
+    {
+        return Ok(false);
     }
+    let tx = Transaction::new(table);
+    let tx = tx
+        .update_table_properties()
+        .set(PROP_DEPRECATED.into(), "true".into())
+        .apply(tx)
+        .map_err(CrawlError::catalog(format!("deprecating {ident}")))?;
+    tx.commit(catalog)
+        .await
+        .map_err(CrawlError::catalog(format!("deprecating {ident}")))?;
+    Ok(true)
+}
 
-    let tables = table_status(&catalog, &ns, &input.crawler_id).await?;
+/// Remembers the objects that could not be used, so a re-run does not read them again. A
+/// failure to record them is a note, not a failed run.
+async fn remember_skipped(
+    input: &CrawlInput,
+    old: &BTreeMap<String, String>,
+    new: &BTreeMap<String, String>,
+    report: &mut Report,
+) -> Result<(), CrawlError> {
+    if new == old {
+        return Ok(());
+    }
+    let prop = skipped_key(&input.crawler_id);
+    let mut updates = HashMap::new();
+    let mut removals = Vec::new();
+    if new.is_empty() {
+        removals.push(prop);
+    } else {
+        updates.insert(prop, serde_json::to_string(new)?);
+    }
+    if let Err(e) = lake::rest::update_namespace_properties(
+        &input.catalog,
+        &input.spec.database,
+        updates,
+        removals,
+    )
+    .await
+    {
+        report
+            .notes
+            .push(format!("could not record skipped objects: {e}"));
+    }
+    Ok(())
+}
+
+/// The outcome of a crawl: the run's counts and message, and the crawler's tables.
+fn outcome(
+    mut report: Report,
+    scanned: i64,
+    examined: usize,
+    tables: Vec<CrawledTable>,
+    store: &Store,
+) -> CrawlOutcome {
     let errors_total = report.errors.len();
     let mut message = format!(
         "{} objects listed, {} examined, {} tables ({} created, {} updated, {} deprecated, {} deleted), {} unclassified, {} errors",
         scanned,
-        examined_count,
+        examined,
         tables.len(),
         report.created,
         report.updated,
@@ -525,7 +734,7 @@ async fn run_crawl(input: &CrawlInput, dry: bool) -> Result<CrawlOutcome, CrawlE
         message.push_str(n);
     }
     report.errors.truncate(MAX_ERRORS);
-    Ok(CrawlOutcome {
+    CrawlOutcome {
         run: CrawlRun {
             tables_created: report.created,
             tables_updated: report.updated,
@@ -541,12 +750,12 @@ async fn run_crawl(input: &CrawlInput, dry: bool) -> Result<CrawlOutcome, CrawlE
         tables,
         gets: store.counters.gets(),
         lists: store.counters.lists(),
-    })
+    }
 }
 
 /// The outcome of a dry run: the tables a crawl would create.
 fn planned(
-    plans: &[(String, Dataset, Vec<usize>)],
+    plans: &[Plan],
     entries: &[Entry],
     spec: &CrawlerSpec,
     report: &Report,
@@ -556,17 +765,18 @@ fn planned(
 ) -> CrawlOutcome {
     let tables: Vec<CrawledTable> = plans
         .iter()
-        .map(|(name, ds, members)| {
-            let e = &entries[members[0]];
-            let prefix = &spec.targets[e.target].prefix;
-            CrawledTable {
-                name: name.clone(),
-                format: ds.format.as_str().to_string(),
-                location: format!("s3://{}/{}", e.bucket, join_key(prefix, &ds.root.join("/"))),
-                partitions: ds.partitions.iter().map(|p| p.name.clone()).collect(),
-                schema_version: 0,
-                deprecated: false,
-            }
+        .map(|p| CrawledTable {
+            name: p.name.clone(),
+            format: p.dataset.format.as_str().to_string(),
+            location: location(spec, entries, p),
+            partitions: p
+                .dataset
+                .partitions
+                .iter()
+                .map(|c| c.name.clone())
+                .collect(),
+            schema_version: 0,
+            deprecated: false,
         })
         .collect();
     let mut errors = report.errors.clone();
@@ -591,6 +801,17 @@ fn planned(
     }
 }
 
+/// Where a planned table's objects are: `s3://<bucket>/<target prefix>/<dataset root>`.
+fn location(spec: &CrawlerSpec, entries: &[Entry], plan: &Plan) -> String {
+    let e = &entries[plan.members[0]];
+    let prefix = &spec.targets[e.target].prefix;
+    format!(
+        "s3://{}/{}",
+        e.bucket,
+        join_key(prefix, &plan.dataset.root.join("/"))
+    )
+}
+
 fn parent(key: &str) -> &str {
     key.rsplit_once('/').map(|(p, _)| p).unwrap_or("")
 }
@@ -612,6 +833,7 @@ fn run_id() -> String {
     format!("{nanos:x}-{}", std::process::id())
 }
 
+/// The crawler's tables as its status lists them, by name.
 async fn table_status(
     catalog: &RestCatalog,
     ns: &NamespaceIdent,
@@ -640,406 +862,4 @@ async fn table_status(
         .collect();
     out.sort_by(|a, b| a.name.cmp(&b.name));
     Ok(out)
-}
-
-/// Shared state for registering datasets.
-struct DatasetCtx<'a> {
-    catalog: &'a RestCatalog,
-    conn: &'a CatalogConn,
-    store: &'a Store,
-    entries: &'a [Entry],
-    inferred: &'a HashMap<usize, Inferred>,
-    spec: &'a CrawlerSpec,
-    crawler: &'a str,
-    run_id: &'a str,
-}
-
-impl DatasetCtx<'_> {
-    #[allow(clippy::too_many_arguments)]
-    async fn register(
-        &self,
-        ident: &TableIdent,
-        ds: &Dataset,
-        new: &[(usize, Vec<Option<String>>)],
-        listed: &HashSet<String>,
-        prev: Option<&Known>,
-        source: &str,
-        report: &mut Report,
-    ) -> Result<(), CrawlError> {
-        let mut objects: BTreeMap<String, String> =
-            prev.map(|k| k.objects.clone()).unwrap_or_default();
-        // objects gone from storage
-        let gone: Vec<String> = objects
-            .keys()
-            .filter(|k| !listed.contains(*k))
-            .cloned()
-            .collect();
-        for key in &gone {
-            objects.remove(key);
-            if ds.format.in_place() {
-                report.error(
-                    key,
-                    format!(
-                        "removed from storage but still a data file of {ident}: iceberg-rust 0.10.1 has no delete-files/overwrite action to drop it"
-                    ),
-                );
-            } else {
-                report
-                    .notes
-                    .push(format!("{key} is gone; its rows stay ingested in {ident}"));
-            }
-        }
-        if new.is_empty() && gone.is_empty() {
-            return Ok(());
-        }
-
-        let (mut table, created) = match prev {
-            Some(k) => (k.table.clone(), false),
-            None => {
-                let props = HashMap::from([
-                    (PROP_CRAWLER.to_string(), self.crawler.to_string()),
-                    (PROP_FORMAT.to_string(), ds.format.as_str().to_string()),
-                    (PROP_SOURCE.to_string(), source.to_string()),
-                ]);
-                let t =
-                    catalog::create_table(self.catalog, ident, &ds.schema, &ds.partitions, props)
-                        .await?;
-                report.created += 1;
-                (t, true)
-            }
-        };
-        let partitions: Vec<PartitionColumn> = catalog::partition_columns(&table);
-
-        // schema evolution
-        let mut usable: Vec<(usize, Vec<Option<String>>)> = Vec::new();
-        let mut evolved = false;
-        if !created {
-            let current = catalog::data_schema(&catalog::arrow_schema(&table)?, &partitions);
-            let mut merged = current.clone();
-            for (i, values) in new {
-                let inf = &self.inferred[i];
-                let full = self.entries[*i].full();
-                if values.len() != partitions.len() {
-                    report.error(
-                        &full,
-                        format!(
-                            "{} partition levels where {ident} has {}",
-                            values.len(),
-                            partitions.len()
-                        ),
-                    );
-                    continue;
-                }
-                match schema::merge(&merged, &inf.schema, Widening::Iceberg) {
-                    Some(m) => {
-                        merged = m;
-                        usable.push((*i, values.clone()));
-                    }
-                    None => report.error(&full, format!("schema does not fit {ident}: {} (Iceberg allows only int→long, float→double, decimal precision and new columns)", describe(&inf.schema))),
-                }
-            }
-            let diff = schema::diff(&current, &merged);
-            if !diff.is_empty() {
-                match self.spec.schema_change_policy.update {
-                    UpdateBehavior::Update => {
-                        let (adds, widen, refused) = additions(&diff);
-                        if !widen.is_empty() {
-                            rest::widen_columns(self.conn, &table, &widen).await?;
-                            table = self
-                                .catalog
-                                .load_table(ident)
-                                .await
-                                .map_err(CrawlError::catalog(format!("reloading {ident}")))?;
-                            evolved = true;
-                        }
-                        if !adds.is_empty() {
-                            table = catalog::add_columns(self.catalog, &table, &adds).await?;
-                            evolved = true;
-                        }
-                        if !refused.is_empty() {
-                            report.notes.push(format!(
-                                "{ident}: type changes Iceberg does not allow: {}",
-                                refused.join(", ")
-                            ));
-                        }
-                    }
-                    UpdateBehavior::Log => report.notes.push(format!(
-                        "{ident}: schema change not applied (update: Log): {}",
-                        diff.added
-                            .iter()
-                            .map(|f| format!("+{}", f.name()))
-                            .chain(diff.widened.iter().map(|(o, n)| format!(
-                                "{}:{}→{}",
-                                o.name(),
-                                o.data_type(),
-                                n.data_type()
-                            )))
-                            .collect::<Vec<_>>()
-                            .join(", ")
-                    )),
-                }
-            }
-            // objects that still do not fit (widening not applied) are left out
-            let now = catalog::data_schema(&catalog::arrow_schema(&table)?, &partitions);
-            usable.retain(|(i, _)| {
-                let inf = &self.inferred[i];
-                let fits = schema::merge(&now, &inf.schema, Widening::Iceberg)
-                    .is_some_and(|m| schema::diff(&now, &m).widened.is_empty());
-                if !fits {
-                    report.error(
-                        &self.entries[*i].full(),
-                        format!("types wider than {ident} has; not added"),
-                    );
-                }
-                fits
-            });
-        } else {
-            usable = new.to_vec();
-        }
-
-        // data files
-        let mut files: Vec<DataFile> = Vec::new();
-        let mut added: Vec<usize> = Vec::new();
-        if ds.format.in_place() {
-            let spec_id = table.metadata().default_partition_spec_id();
-            for (i, values) in &usable {
-                let e = &self.entries[*i];
-                let Some(meta) = self.inferred[i].parquet.as_ref() else {
-                    continue;
-                };
-                let made = datafile::partition_struct(&partitions, values).and_then(|p| {
-                    datafile::data_file(
-                        format!("s3://{}/{}", e.bucket, e.meta.key),
-                        e.meta.size,
-                        meta,
-                        table.metadata().current_schema(),
-                        p,
-                        spec_id,
-                    )
-                });
-                match made {
-                    Ok(f) => {
-                        files.push(f);
-                        added.push(*i);
-                    }
-                    Err(f) => report.error(&e.full(), f),
-                }
-            }
-        } else {
-            let (f, a) = self.ingest(&table, &partitions, &usable, report).await;
-            files = f;
-            added = a;
-        }
-
-        // one commit: the data files, the object state and the name mapping
-        for i in &added {
-            let e = &self.entries[*i];
-            objects.insert(e.full(), e.meta.fingerprint());
-        }
-        let mut tx = Transaction::new(&table);
-        let mut props = tx
-            .update_table_properties()
-            .set(
-                PROP_OBJECTS.into(),
-                serde_json::to_string(&objects).map_err(CrawlError::Report)?,
-            )
-            .set(
-                PROP_NAME_MAPPING.into(),
-                catalog::name_mapping(table.metadata().current_schema()),
-            );
-        if table.metadata().properties().contains_key(PROP_DEPRECATED) {
-            props = props.remove(PROP_DEPRECATED.into());
-        }
-        tx = props
-            .apply(tx)
-            .map_err(CrawlError::catalog(format!("properties of {ident}")))?;
-        if !files.is_empty() {
-            tx = tx
-                .fast_append()
-                .set_snapshot_properties(HashMap::from([
-                    ("lakeform.run".to_string(), self.run_id.to_string()),
-                    (
-                        "lakeform.source-objects".to_string(),
-                        added.len().to_string(),
-                    ),
-                ]))
-                .add_data_files(files)
-                .apply(tx)
-                .map_err(CrawlError::catalog(format!("append to {ident}")))?;
-        }
-        tx.commit(self.catalog)
-            .await
-            .map_err(CrawlError::catalog(format!("committing to {ident}")))?;
-        if !created && (evolved || !added.is_empty()) {
-            report.updated += 1;
-        }
-        Ok(())
-    }
-
-    /// Converts new text/Avro objects to Parquet data files, one writer per partition.
-    async fn ingest(
-        &self,
-        table: &Table,
-        partitions: &[PartitionColumn],
-        usable: &[(usize, Vec<Option<String>>)],
-        report: &mut Report,
-    ) -> (Vec<DataFile>, Vec<usize>) {
-        let full_schema: SchemaRef =
-            match iceberg::arrow::schema_to_arrow_schema(table.metadata().current_schema()) {
-                Ok(s) => Arc::new(s),
-                Err(e) => {
-                    report.notes.push(format!("{}: {e}", table.identifier()));
-                    return (Vec::new(), Vec::new());
-                }
-            };
-        let data: SchemaRef = Arc::new(Schema::new(
-            full_schema
-                .fields()
-                .iter()
-                .filter(|f| !partitions.iter().any(|p| &p.name == f.name()))
-                .cloned()
-                .collect::<Vec<_>>(),
-        ));
-        let mut groups: BTreeMap<Vec<Option<String>>, Vec<usize>> = BTreeMap::new();
-        for (i, values) in usable {
-            groups.entry(values.clone()).or_default().push(*i);
-        }
-        let mut files = Vec::new();
-        let mut added = Vec::new();
-        for (values, members) in groups {
-            let partition = match datafile::partition_struct(partitions, &values) {
-                Ok(p) => p,
-                Err(f) => {
-                    for i in &members {
-                        report.error(&self.entries[*i].full(), &f);
-                    }
-                    continue;
-                }
-            };
-            let mut batches = Vec::new();
-            let mut ok = Vec::new();
-            for i in members {
-                let e = &self.entries[i];
-                match self
-                    .read_object(i, &data, &full_schema, partitions, &values)
-                    .await
-                {
-                    Ok(b) => {
-                        batches.extend(b);
-                        ok.push(i);
-                    }
-                    Err(f) => report.error(&e.full(), f),
-                }
-            }
-            if ok.is_empty() {
-                continue;
-            }
-            let part = (!partitions.is_empty()).then_some(partition);
-            match ingest::write(table, part, batches, self.run_id).await {
-                Ok(f) => {
-                    files.extend(f);
-                    added.extend(ok);
-                }
-                Err(f) => {
-                    for i in ok {
-                        report.error(&self.entries[i].full(), &f);
-                    }
-                }
-            }
-        }
-        (files, added)
-    }
-
-    async fn read_object(
-        &self,
-        i: usize,
-        data: &SchemaRef,
-        full: &SchemaRef,
-        partitions: &[PartitionColumn],
-        values: &[Option<String>],
-    ) -> Result<Vec<arrow_array::RecordBatch>, ObjectFailure> {
-        let e = &self.entries[i];
-        let inf = &self.inferred[&i];
-        let body = match &inf.body {
-            Some(b) => b.clone(),
-            None => {
-                let raw = self.store.get_all(&e.bucket, &e.meta.key).await?;
-                let c = match Compression::from_magic(&raw) {
-                    Compression::None => Compression::from_key(&e.meta.key),
-                    c => c,
-                };
-                if inf.format == Format::Avro {
-                    raw
-                } else {
-                    bytes::Bytes::from(compression::decompress(&raw, c, false, usize::MAX)?)
-                }
-            }
-        };
-        let batches = ingest::decode(&body, inf.format, &inf.dialect, &inf.schema, data)?;
-        batches
-            .iter()
-            .map(|b| ingest::with_partitions(b, full, partitions, values))
-            .collect()
-    }
-}
-
-/// Columns to add (with their parent path for nested ones), promotions Iceberg allows (dotted
-/// path → new type) and type changes it does not.
-#[allow(clippy::type_complexity)]
-fn additions(
-    diff: &schema::SchemaDiff,
-) -> (
-    Vec<(Option<String>, Field)>,
-    Vec<(String, iceberg::spec::PrimitiveType)>,
-    Vec<String>,
-) {
-    let mut adds: Vec<(Option<String>, Field)> =
-        diff.added.iter().map(|f| (None, f.clone())).collect();
-    let mut widen = Vec::new();
-    let mut refused = Vec::new();
-    fn nested(
-        path: &str,
-        old: &Field,
-        new: &Field,
-        adds: &mut Vec<(Option<String>, Field)>,
-        widen: &mut Vec<(String, iceberg::spec::PrimitiveType)>,
-        refused: &mut Vec<String>,
-    ) {
-        use iceberg::spec::PrimitiveType as P;
-        match (old.data_type(), new.data_type()) {
-            (DataType::Struct(of), DataType::Struct(nf)) => {
-                for f in nf.iter() {
-                    match of.iter().find(|o| o.name() == f.name()) {
-                        None => adds.push((Some(path.to_string()), f.as_ref().clone())),
-                        Some(o) if o.data_type() != f.data_type() => {
-                            nested(&format!("{path}.{}", f.name()), o, f, adds, widen, refused)
-                        }
-                        Some(_) => {}
-                    }
-                }
-            }
-            (DataType::Int32, DataType::Int64) => widen.push((path.to_string(), P::Long)),
-            (DataType::Float32, DataType::Float64) => widen.push((path.to_string(), P::Double)),
-            (DataType::Decimal128(_, s1), DataType::Decimal128(p, s)) if s1 == s => widen.push((
-                path.to_string(),
-                P::Decimal {
-                    precision: *p as u32,
-                    scale: *s as u32,
-                },
-            )),
-            (a, b) => refused.push(format!("{path}: {a}→{b}")),
-        }
-    }
-    for (old, new) in &diff.widened {
-        nested(old.name(), old, new, &mut adds, &mut widen, &mut refused);
-    }
-    (adds, widen, refused)
-}
-
-fn describe(s: &Schema) -> String {
-    s.fields()
-        .iter()
-        .map(|f| format!("{}:{}", f.name(), f.data_type()))
-        .collect::<Vec<_>>()
-        .join(", ")
 }

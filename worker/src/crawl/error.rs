@@ -3,6 +3,8 @@
 
 use thiserror::Error;
 
+use crate::lake::error::{LakeError, ReadError};
+
 /// A failure that stops the run.
 #[derive(Debug, Error)]
 pub enum CrawlError {
@@ -22,20 +24,9 @@ pub enum CrawlError {
     },
     #[error("kubernetes: {0}")]
     Kube(#[source] Box<kube::Error>),
-    #[error("listing s3://{bucket}/{prefix}: {message}")]
-    List {
-        bucket: String,
-        prefix: String,
-        message: String,
-    },
-    #[error("catalog: {context}: {source}")]
-    Catalog {
-        context: String,
-        #[source]
-        source: Box<iceberg::Error>,
-    },
-    #[error("catalog REST call {context}: {message}")]
-    Rest { context: String, message: String },
+    /// Storage or catalog I/O failed (its message names what was being done).
+    #[error(transparent)]
+    Lake(#[from] LakeError),
     #[error(
         "the run would create {would_create} tables, more than spec.tableThreshold {threshold}; nothing was created"
     )]
@@ -55,11 +46,8 @@ pub enum CrawlError {
 impl CrawlError {
     /// Wraps an iceberg error with what was being done.
     pub fn catalog(context: impl Into<String>) -> impl FnOnce(iceberg::Error) -> CrawlError {
-        let context = context.into();
-        move |source| CrawlError::Catalog {
-            context,
-            source: Box::new(source),
-        }
+        let wrap = LakeError::catalog(context);
+        move |source| CrawlError::Lake(wrap(source))
     }
 }
 
@@ -96,4 +84,10 @@ pub enum ObjectFailure {
     },
     #[error("writing Parquet: {0}")]
     Write(String),
+}
+
+impl From<ReadError> for ObjectFailure {
+    fn from(e: ReadError) -> Self {
+        ObjectFailure::Read(e.0)
+    }
 }

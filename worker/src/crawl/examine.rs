@@ -8,7 +8,7 @@ use crate::crawl::compression::{self, Compression};
 use crate::crawl::error::ObjectFailure;
 use crate::crawl::infer::{avro, parquet};
 use crate::crawl::model::{Dialect, Format, Inferred, ObjectMeta};
-use crate::crawl::s3::Store;
+use crate::lake::s3::Store;
 
 /// Bytes of text sampled for classification and inference.
 pub const SAMPLE_BYTES: u64 = 1 << 20;

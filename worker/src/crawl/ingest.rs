@@ -1,28 +1,22 @@
 //! CSV, JSON, log and Avro objects ingested: parsed with arrow's readers into the table's
-//! schema, written as Parquet under the table location with iceberg-rust's writer stack (one
-//! writer per partition), returned as data files for one append.
+//! schema, written as Parquet under the table location ([`crate::lake::writer`], one writer per
+//! partition), returned as data files for one append.
 
 use std::io::Cursor;
 use std::sync::Arc;
 
 use arrow_array::{Array, ArrayRef, RecordBatch, StringArray, new_null_array};
 use arrow_schema::{DataType, Schema, SchemaRef};
-use iceberg::spec::{DataFile, DataFileFormat, PartitionKey, Struct};
+use iceberg::spec::{DataFile, Struct};
 use iceberg::table::Table;
-use iceberg::writer::base_writer::data_file_writer::{DataFileWriter, DataFileWriterBuilder};
-use iceberg::writer::file_writer::ParquetWriterBuilder;
-use iceberg::writer::file_writer::location_generator::{
-    DefaultFileNameGenerator, DefaultLocationGenerator,
-};
-use iceberg::writer::file_writer::rolling_writer::RollingFileWriterBuilder;
-use iceberg::writer::{IcebergWriter, IcebergWriterBuilder};
-use parquet::file::properties::WriterProperties;
+use iceberg::writer::IcebergWriter;
 
 use crate::crawl::error::ObjectFailure;
 use crate::crawl::infer::csv::strip_bom;
 use crate::crawl::infer::{json, log};
-use crate::crawl::layout::PartitionColumn;
-use crate::crawl::model::{Dialect, Format};
+use crate::crawl::model::{CsvDialect, Dialect, Format};
+use crate::lake::catalog::PartitionColumn;
+use crate::lake::writer::data_file_writer;
 
 const BATCH_ROWS: usize = 8192;
 
@@ -37,50 +31,10 @@ pub fn decode(
     data: &SchemaRef,
 ) -> Result<Vec<RecordBatch>, ObjectFailure> {
     let raw: Vec<RecordBatch> = match (format, dialect) {
-        (Format::Csv, Dialect::Csv(d)) => {
-            // the file's columns in file order, typed as the table has them
-            let read = Schema::new(
-                d.columns
-                    .iter()
-                    .enumerate()
-                    .map(|(i, name)| match data.field_with_name(name) {
-                        Ok(f) => f.clone(),
-                        Err(_) => {
-                            let dt = file_schema
-                                .fields()
-                                .get(i)
-                                .map(|f| f.data_type().clone())
-                                .unwrap_or(DataType::Utf8);
-                            arrow_schema::Field::new(name, dt, true)
-                        }
-                    })
-                    .collect::<Vec<_>>(),
-            );
-            arrow_csv::ReaderBuilder::new(Arc::new(read))
-                .with_header(d.header)
-                .with_delimiter(d.delimiter)
-                .with_quote(d.quote)
-                .with_truncated_rows(true)
-                .with_batch_size(BATCH_ROWS)
-                .build(Cursor::new(strip_bom(body)))
-                .and_then(|r| r.collect::<Result<Vec<_>, _>>())
-                .map_err(|e| ObjectFailure::Csv(e.to_string()))?
-        }
+        (Format::Csv, Dialect::Csv(d)) => decode_csv(body, d, file_schema, data)?,
         (Format::Json, Dialect::JsonPath(path)) => {
             let records = json::records_at(body, path)?;
-            let mut decoder = arrow_json::ReaderBuilder::new(data.clone())
-                .with_coerce_primitive(true)
-                .with_batch_size(BATCH_ROWS.max(records.len()))
-                .build_decoder()
-                .map_err(|e| ObjectFailure::Json(e.to_string()))?;
-            decoder
-                .serialize(&records)
-                .map_err(|e| ObjectFailure::Json(e.to_string()))?;
-            decoder
-                .flush()
-                .map_err(|e| ObjectFailure::Json(e.to_string()))?
-                .into_iter()
-                .collect()
+            from_json_values(&records, data, ObjectFailure::Json)?
         }
         (Format::Json, _) => arrow_json::ReaderBuilder::new(data.clone())
             .with_coerce_primitive(true)
@@ -103,19 +57,7 @@ pub fn decode(
                 let v = v.map_err(|e| ObjectFailure::Avro(e.to_string()))?;
                 rows.push(avro_to_json(v));
             }
-            let mut decoder = arrow_json::ReaderBuilder::new(data.clone())
-                .with_coerce_primitive(true)
-                .with_batch_size(BATCH_ROWS.max(rows.len()))
-                .build_decoder()
-                .map_err(|e| ObjectFailure::Avro(e.to_string()))?;
-            decoder
-                .serialize(&rows)
-                .map_err(|e| ObjectFailure::Avro(e.to_string()))?;
-            decoder
-                .flush()
-                .map_err(|e| ObjectFailure::Avro(e.to_string()))?
-                .into_iter()
-                .collect()
+            from_json_values(&rows, data, ObjectFailure::Avro)?
         }
         (f, _) => {
             return Err(ObjectFailure::Schema(format!(
@@ -124,6 +66,64 @@ pub fn decode(
         }
     };
     raw.iter().map(|b| conform(b, data)).collect()
+}
+
+/// CSV read with the file's columns in file order, typed as the table has them (columns the
+/// table lacks keep their inferred type).
+fn decode_csv(
+    body: &[u8],
+    d: &CsvDialect,
+    file_schema: &Schema,
+    data: &SchemaRef,
+) -> Result<Vec<RecordBatch>, ObjectFailure> {
+    let read = Schema::new(
+        d.columns
+            .iter()
+            .enumerate()
+            .map(|(i, name)| match data.field_with_name(name) {
+                Ok(f) => f.clone(),
+                Err(_) => {
+                    let dt = file_schema
+                        .fields()
+                        .get(i)
+                        .map(|f| f.data_type().clone())
+                        .unwrap_or(DataType::Utf8);
+                    arrow_schema::Field::new(name, dt, true)
+                }
+            })
+            .collect::<Vec<_>>(),
+    );
+    arrow_csv::ReaderBuilder::new(Arc::new(read))
+        .with_header(d.header)
+        .with_delimiter(d.delimiter)
+        .with_quote(d.quote)
+        .with_truncated_rows(true)
+        .with_batch_size(BATCH_ROWS)
+        .build(Cursor::new(strip_bom(body)))
+        .and_then(|r| r.collect::<Result<Vec<_>, _>>())
+        .map_err(|e| ObjectFailure::Csv(e.to_string()))
+}
+
+/// JSON values (records found at a JSON path, Avro rows) decoded into `data`'s fields in one
+/// batch at least as large as the rows; errors are reported as `failure`.
+fn from_json_values(
+    rows: &[serde_json::Value],
+    data: &SchemaRef,
+    failure: fn(String) -> ObjectFailure,
+) -> Result<Vec<RecordBatch>, ObjectFailure> {
+    let mut decoder = arrow_json::ReaderBuilder::new(data.clone())
+        .with_coerce_primitive(true)
+        .with_batch_size(BATCH_ROWS.max(rows.len()))
+        .build_decoder()
+        .map_err(|e| failure(e.to_string()))?;
+    decoder
+        .serialize(rows)
+        .map_err(|e| failure(e.to_string()))?;
+    Ok(decoder
+        .flush()
+        .map_err(|e| failure(e.to_string()))?
+        .into_iter()
+        .collect())
 }
 
 /// Avro values as JSON for arrow-json: unions unwrapped, timestamps as their integer values.
@@ -205,44 +205,6 @@ pub fn with_partitions(
         })
         .collect::<Result<_, _>>()?;
     RecordBatch::try_new(table.clone(), columns).map_err(|e| ObjectFailure::Schema(e.to_string()))
-}
-
-/// iceberg-rust's data file writer: Parquet files under the table location.
-pub type ParquetFiles =
-    DataFileWriter<ParquetWriterBuilder, DefaultLocationGenerator, DefaultFileNameGenerator>;
-
-/// A writer of Parquet data files for `table` (in `partition`, if any), rolling at the default
-/// size, with `run_id` in the file names.
-pub async fn data_file_writer(
-    table: &Table,
-    partition: Option<Struct>,
-    run_id: &str,
-) -> Result<ParquetFiles, iceberg::Error> {
-    let metadata = table.metadata();
-    let location = DefaultLocationGenerator::new(metadata)?;
-    let names = DefaultFileNameGenerator::new(
-        "lakeform".to_string(),
-        Some(run_id.to_string()),
-        DataFileFormat::Parquet,
-    );
-    let parquet = ParquetWriterBuilder::new(
-        WriterProperties::builder().build(),
-        metadata.current_schema().clone(),
-    );
-    let rolling = RollingFileWriterBuilder::new_with_default_file_size(
-        parquet,
-        table.file_io().clone(),
-        location,
-        names,
-    );
-    let key = partition.map(|data| {
-        PartitionKey::new(
-            metadata.default_partition_spec().as_ref().clone(),
-            metadata.current_schema().clone(),
-            data,
-        )
-    });
-    DataFileWriterBuilder::new(rolling).build(key).await
 }
 
 /// Writes the batches of one partition as Parquet data files under the table location.

@@ -8,6 +8,7 @@ use arrow_schema::{DataType, Schema, SchemaRef};
 
 use crate::crawl::model::Format;
 use crate::crawl::schema::{Widening, merge, similarity};
+pub use crate::lake::catalog::PartitionColumn;
 
 /// Value of a Hive partition that holds nulls.
 pub const HIVE_NULL: &str = "__HIVE_DEFAULT_PARTITION__";
@@ -26,13 +27,6 @@ pub struct LayoutObject {
 pub struct LayoutOptions {
     pub table_level: Option<usize>,
     pub combine_compatible_schemas: bool,
-}
-
-/// A partition column of a dataset.
-#[derive(Clone, Debug, PartialEq)]
-pub struct PartitionColumn {
-    pub name: String,
-    pub data_type: DataType,
 }
 
 /// A table-to-be.

@@ -3,7 +3,9 @@
 //! Library entry points: [`CrawlArgs`] (the subcommand's arguments), [`run`] (async) and
 //! [`run_blocking`] (starts its own tokio runtime). The stages live in their own modules:
 //! [`listing`] → [`examine`] ([`classify`], [`infer`], [`compression`]) → [`layout`] →
-//! [`catalog`], [`datafile`] (Parquet in place), [`ingest`] (CSV/JSON/log/Avro) → report.
+//! [`register`] ([`catalog`], [`evolve`], [`datafile`] for Parquet in place, [`ingest`] for
+//! CSV/JSON/log/Avro) → report; [`engine`] runs them as a pipeline. S3, the catalog client,
+//! REST commits and the Parquet writer are [`crate::lake`]'s, shared with the workflow steps.
 
 pub mod catalog;
 pub mod classify;
@@ -11,14 +13,14 @@ pub mod compression;
 pub mod datafile;
 pub mod engine;
 pub mod error;
+pub mod evolve;
 pub mod examine;
 pub mod infer;
 pub mod ingest;
 pub mod layout;
 pub mod listing;
 pub mod model;
-pub mod rest;
-pub mod s3;
+pub mod register;
 pub mod schema;
 pub mod source;
 

@@ -5,23 +5,7 @@ use std::fmt;
 use arrow_schema::SchemaRef;
 use lakeform_api::crawler::DataFormat;
 
-/// One listed object.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ObjectMeta {
-    /// Full key in the bucket.
-    pub key: String,
-    /// Size in bytes.
-    pub size: u64,
-    /// ETag as listed (quotes removed).
-    pub etag: String,
-}
-
-impl ObjectMeta {
-    /// The state fingerprint of the object: changes when its content does.
-    pub fn fingerprint(&self) -> String {
-        format!("{}|{}", self.etag, self.size)
-    }
-}
+pub use crate::lake::s3::ObjectMeta;
 
 /// A data format the crawler knows.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]

@@ -7,13 +7,13 @@ use k8s_openapi::api::core::v1::Secret;
 use kube::api::{Api, Patch, PatchParams};
 use kube::{Client, ResourceExt};
 use lakeform_api::common::FIELD_MANAGER;
+use lakeform_api::connection::{StorageEndpoint, storage_credentials, storage_endpoint};
 use lakeform_api::crawler::{CrawlRun, CrawledTable, Crawler};
 use lakeform_api::datalake::DataLake;
 
-use crate::crawl::catalog::CatalogConn;
 use crate::crawl::engine::CrawlInput;
 use crate::crawl::error::CrawlError;
-use crate::crawl::s3::S3Conn;
+use crate::lake::catalog::CatalogConn;
 
 /// Environment variables with the access key pair in file mode.
 pub const ENV_ACCESS_KEY: &str = "LAKEFORM_S3_ACCESS_KEY";
@@ -37,38 +37,29 @@ fn env(name: &str) -> Result<String, CrawlError> {
         .ok_or_else(|| CrawlError::Config(format!("environment variable {name} is not set")))
 }
 
-/// Endpoint, region and path style of the lake's storage (credentials filled in by the caller).
-fn storage(lake: &DataLake) -> Result<S3Conn, CrawlError> {
-    let name = lake.name_any();
-    if let Some(ext) = &lake.spec.storage.external {
-        return Ok(S3Conn {
-            endpoint: ext.endpoint.clone(),
-            region: ext.region.clone(),
-            path_style: ext.path_style,
-            access_key: String::new(),
-            secret_key: String::new(),
-        });
-    }
-    let endpoint = lake
-        .status
-        .as_ref()
-        .and_then(|s| s.endpoints.as_ref())
-        .and_then(|e| e.s3.clone())
-        .ok_or_else(|| {
-            CrawlError::Config(format!(
-                "DataLake {name}: managed storage has no status.endpoints.s3 yet"
-            ))
-        })?;
-    Ok(S3Conn {
-        endpoint,
-        region: "us-east-1".into(),
-        path_style: true,
-        access_key: String::new(),
-        secret_key: String::new(),
+/// Where the lake's storage is ([`storage_endpoint`], as the operator derives it), except that
+/// managed storage is reached at the endpoint the DataLake's status reports: until the operator
+/// has brought the storage up there is nothing to crawl.
+fn storage(lake: &DataLake) -> Result<StorageEndpoint, CrawlError> {
+    storage_endpoint(lake, || {
+        lake.status
+            .as_ref()
+            .and_then(|s| s.endpoints.as_ref())
+            .and_then(|e| e.s3.clone())
+            .ok_or_else(|| {
+                CrawlError::Config(format!(
+                    "DataLake {}: managed storage has no status.endpoints.s3 yet",
+                    lake.name_any()
+                ))
+            })
     })
 }
 
-/// The lake's catalog endpoint.
+/// The lake's catalog endpoint. Kept apart from the operator's `LakeEndpoints::for_lake`
+/// because the two compute different things: here a managed catalog's URI is the one the
+/// DataLake's status reports and no warehouse is passed for it (the operator gives step Jobs
+/// the lake's name as warehouse), and a `spec.catalog` with neither `managed` nor `external`
+/// (which the CRD rejects, a file-mode manifest may not) counts as managed, not as no catalog.
 fn catalog(lake: &DataLake) -> Result<CatalogConn, CrawlError> {
     let name = lake.name_any();
     let spec = lake
@@ -102,9 +93,7 @@ fn catalog(lake: &DataLake) -> Result<CatalogConn, CrawlError> {
 pub fn from_files(crawler: &Path, lake: &Path) -> Result<CrawlInput, CrawlError> {
     let crawler: Crawler = read_yaml(crawler)?;
     let lake: DataLake = read_yaml(lake)?;
-    let mut s3 = storage(&lake)?;
-    s3.access_key = env(ENV_ACCESS_KEY)?;
-    s3.secret_key = env(ENV_SECRET_KEY)?;
+    let s3 = storage(&lake)?.connection(env(ENV_ACCESS_KEY)?, env(ENV_SECRET_KEY)?);
     Ok(CrawlInput {
         crawler_id: crawler_id(&crawler),
         catalog: catalog(&lake)?,
@@ -139,21 +128,9 @@ pub async fn from_cluster(client: &Client, ns: &str, name: &str) -> Result<Crawl
     let lake: DataLake = Api::namespaced(client.clone(), ns)
         .get(&crawler.spec.lake_ref.name)
         .await?;
-    let (secret_name, id_key, secret_key) = match &lake.spec.storage.external {
-        Some(ext) => (
-            ext.credentials.secret_name.clone(),
-            ext.credentials.access_key_id_key.clone(),
-            ext.credentials.secret_access_key_key.clone(),
-        ),
-        None => (
-            format!("{}-minio-root", lake.name_any()),
-            "accessKeyId".to_string(),
-            "secretAccessKey".to_string(),
-        ),
-    };
-    let secret: Secret = Api::namespaced(client.clone(), ns)
-        .get(&secret_name)
-        .await?;
+    let credentials = storage_credentials(&lake);
+    let secret_name = &credentials.secret_name;
+    let secret: Secret = Api::namespaced(client.clone(), ns).get(secret_name).await?;
     let value = |key: &str| -> Result<String, CrawlError> {
         secret
             .data
@@ -170,9 +147,10 @@ pub async fn from_cluster(client: &Client, ns: &str, name: &str) -> Result<Crawl
                 CrawlError::Config(format!("Secret {ns}/{secret_name} has no key {key}"))
             })
     };
-    let mut s3 = storage(&lake)?;
-    s3.access_key = value(&id_key)?;
-    s3.secret_key = value(&secret_key)?;
+    let s3 = storage(&lake)?.connection(
+        value(&credentials.access_key_id_key)?,
+        value(&credentials.secret_access_key_key)?,
+    );
     Ok(CrawlInput {
         crawler_id: format!("{ns}/{name}"),
         catalog: catalog(&lake)?,

@@ -6,14 +6,14 @@
 use std::collections::HashMap;
 
 use iceberg::spec::{
-    DataFile, DataFileFormat, FormatVersion, MAIN_BRANCH, ManifestContentType, ManifestListWriter,
-    ManifestWriterBuilder, Operation, Snapshot, SnapshotReference, SnapshotRetention,
-    SnapshotSummaryCollector, Summary,
+    DataFile, DataFileFormat, FormatVersion, MAIN_BRANCH, ManifestContentType, ManifestFile,
+    ManifestListWriter, ManifestWriter, ManifestWriterBuilder, Operation, Snapshot,
+    SnapshotReference, SnapshotRetention, SnapshotSummaryCollector, Summary,
 };
 use iceberg::table::Table;
 use iceberg::{TableRequirement, TableUpdate};
 
-use crate::crawl::rest::commit_table;
+use crate::lake::rest::commit_table;
 use crate::step::error::StepError;
 use crate::step::table::Lake;
 
@@ -56,146 +56,11 @@ pub async fn overwrite(
             ),
         });
     }
-    let io = table.file_io();
-    let schema = metadata.current_schema().clone();
-    let spec = metadata.default_partition_spec().clone();
-    let snapshot_id = new_snapshot_id(table);
-    let sequence = metadata.next_sequence_number();
-    let commit = format!("{snapshot_id:x}");
-    let meta_path = |what: &str| {
-        format!(
-            "{}/metadata/{commit}-{what}.{}",
-            metadata.location(),
-            DataFileFormat::Avro
-        )
-    };
-    let mut summary = SnapshotSummaryCollector::default();
-    let mut replaced = Replaced::default();
-    let mut manifests = Vec::new();
-
-    // the current data files, as deleted entries
-    if let Some(current) = metadata.current_snapshot() {
-        let list = table
-            .manifest_list_reader(current)
-            .load()
-            .await
-            .map_err(StepError::catalog(format!(
-                "reading the manifest list of {name}"
-            )))?;
-        let mut deleted: Option<iceberg::spec::ManifestWriter> = None;
-        for m in list.entries() {
-            if m.content != ManifestContentType::Data {
-                continue; // delete files stop mattering when every data file goes
-            }
-            let manifest = m
-                .load_manifest(io)
-                .await
-                .map_err(StepError::catalog(format!("reading a manifest of {name}")))?;
-            for e in manifest.entries().iter().filter(|e| e.is_alive()) {
-                let w = match deleted.as_mut() {
-                    Some(w) => w,
-                    None => {
-                        let out = io
-                            .new_output(meta_path("m0"))
-                            .map_err(StepError::catalog(format!("a manifest of {name}")))?;
-                        deleted.insert(
-                            ManifestWriterBuilder::new(
-                                out,
-                                Some(snapshot_id),
-                                schema.clone(),
-                                spec.as_ref().clone(),
-                            )
-                            .build_v2_data(),
-                        )
-                    }
-                };
-                summary.remove_file(e.data_file(), schema.clone(), spec.clone());
-                replaced.removed_files += 1;
-                replaced.removed_rows += e.record_count();
-                w.add_delete_file(
-                    e.data_file().clone(),
-                    e.sequence_number().unwrap_or(0),
-                    e.file_sequence_number,
-                )
-                .map_err(StepError::catalog(format!(
-                    "listing a removed file of {name}"
-                )))?;
-            }
-        }
-        if let Some(w) = deleted {
-            manifests.push(
-                w.write_manifest_file()
-                    .await
-                    .map_err(StepError::catalog(format!("writing a manifest of {name}")))?,
-            );
-        }
-    }
-
-    // the new files
-    if !files.is_empty() {
-        let out = io
-            .new_output(meta_path("m1"))
-            .map_err(StepError::catalog(format!("a manifest of {name}")))?;
-        let mut w = ManifestWriterBuilder::new(
-            out,
-            Some(snapshot_id),
-            schema.clone(),
-            spec.as_ref().clone(),
-        )
-        .build_v2_data();
-        for f in files {
-            summary.add_file(&f, schema.clone(), spec.clone());
-            replaced.added_files += 1;
-            replaced.added_rows += f.record_count();
-            w.add_file(f, sequence)
-                .map_err(StepError::catalog(format!("listing a new file of {name}")))?;
-        }
-        manifests.push(
-            w.write_manifest_file()
-                .await
-                .map_err(StepError::catalog(format!("writing a manifest of {name}")))?,
-        );
-    }
-
-    let list_path = format!(
-        "{}/metadata/snap-{snapshot_id}-0-{commit}.{}",
-        metadata.location(),
-        DataFileFormat::Avro
-    );
-    let out = io
-        .new_output(&list_path)
-        .map_err(StepError::catalog(format!("the manifest list of {name}")))?
-        .writer()
-        .await
-        .map_err(StepError::catalog(format!("the manifest list of {name}")))?;
-    let mut list =
-        ManifestListWriter::v2(out, snapshot_id, metadata.current_snapshot_id(), sequence);
-    list.add_manifests(manifests.into_iter())
-        .map_err(StepError::catalog(format!("the manifest list of {name}")))?;
-    list.close().await.map_err(StepError::catalog(format!(
-        "writing the manifest list of {name}"
-    )))?;
-
-    let mut props = properties;
-    props.extend(summary.build());
-    // an overwrite leaves exactly the new files
-    props.insert("total-data-files".into(), replaced.added_files.to_string());
-    props.insert("total-records".into(), replaced.added_rows.to_string());
-    props.insert("total-delete-files".into(), "0".into());
-    props.insert("total-position-deletes".into(), "0".into());
-    props.insert("total-equality-deletes".into(), "0".into());
-    let snapshot = Snapshot::builder()
-        .with_snapshot_id(snapshot_id)
-        .with_parent_snapshot_id(metadata.current_snapshot_id())
-        .with_sequence_number(sequence)
-        .with_timestamp_ms(jiff::Timestamp::now().as_millisecond())
-        .with_manifest_list(list_path)
-        .with_summary(Summary {
-            operation: Operation::Overwrite,
-            additional_properties: props,
-        })
-        .with_schema_id(metadata.current_schema_id())
-        .build();
+    let mut snapshot = NewSnapshot::new(table, name);
+    snapshot.remove_current().await?;
+    snapshot.add(files).await?;
+    let list_path = snapshot.write_manifest_list().await?;
+    let (snapshot_id, replaced, snapshot) = snapshot.build(list_path, properties);
     let requirements = serde_json::json!([
         TableRequirement::UuidMatch {
             uuid: metadata.uuid()
@@ -220,8 +85,212 @@ pub async fn overwrite(
         table.identifier(),
         requirements,
         updates,
-        &format!("overwriting {name}"),
+        &format!("overwriting {}", table.identifier()),
     )
     .await?;
     Ok(replaced)
+}
+
+/// An `overwrite` snapshot of a table being written: its manifests, then its manifest list,
+/// then the snapshot itself.
+struct NewSnapshot<'a> {
+    table: &'a Table,
+    /// The table's name, for messages.
+    name: String,
+    snapshot_id: i64,
+    sequence: i64,
+    /// Names the metadata files this snapshot writes.
+    commit: String,
+    summary: SnapshotSummaryCollector,
+    replaced: Replaced,
+    manifests: Vec<ManifestFile>,
+}
+
+impl<'a> NewSnapshot<'a> {
+    fn new(table: &'a Table, name: String) -> Self {
+        let snapshot_id = new_snapshot_id(table);
+        NewSnapshot {
+            table,
+            name,
+            snapshot_id,
+            sequence: table.metadata().next_sequence_number(),
+            commit: format!("{snapshot_id:x}"),
+            summary: SnapshotSummaryCollector::default(),
+            replaced: Replaced::default(),
+            manifests: Vec::new(),
+        }
+    }
+
+    /// Path of a metadata file of this snapshot.
+    fn meta_path(&self, what: &str) -> String {
+        format!(
+            "{}/metadata/{}-{what}.{}",
+            self.table.metadata().location(),
+            self.commit,
+            DataFileFormat::Avro
+        )
+    }
+
+    /// A manifest writer for this snapshot's data files.
+    fn manifest_writer(&self, what: &str) -> Result<ManifestWriter, StepError> {
+        let metadata = self.table.metadata();
+        let out = self
+            .table
+            .file_io()
+            .new_output(self.meta_path(what))
+            .map_err(StepError::catalog(format!("a manifest of {}", self.name)))?;
+        Ok(ManifestWriterBuilder::new(
+            out,
+            Some(self.snapshot_id),
+            metadata.current_schema().clone(),
+            metadata.default_partition_spec().as_ref().clone(),
+        )
+        .build_v2_data())
+    }
+
+    /// The current data files, as deleted entries of one manifest (none when the table has
+    /// no snapshot or no live data file).
+    async fn remove_current(&mut self) -> Result<(), StepError> {
+        let metadata = self.table.metadata();
+        let Some(current) = metadata.current_snapshot() else {
+            return Ok(());
+        };
+        let (io, name) = (self.table.file_io(), self.name.clone());
+        let list = self
+            .table
+            .manifest_list_reader(current)
+            .load()
+            .await
+            .map_err(StepError::catalog(format!(
+                "reading the manifest list of {name}"
+            )))?;
+        let schema = metadata.current_schema().clone();
+        let spec = metadata.default_partition_spec().clone();
+        let mut deleted: Option<ManifestWriter> = None;
+        for m in list.entries() {
+            if m.content != ManifestContentType::Data {
+                continue; // delete files stop mattering when every data file goes
+            }
+            let manifest = m
+                .load_manifest(io)
+                .await
+                .map_err(StepError::catalog(format!("reading a manifest of {name}")))?;
+            for e in manifest.entries().iter().filter(|e| e.is_alive()) {
+                let w = match deleted.as_mut() {
+                    Some(w) => w,
+                    None => deleted.insert(self.manifest_writer("m0")?),
+                };
+                self.summary
+                    .remove_file(e.data_file(), schema.clone(), spec.clone());
+                self.replaced.removed_files += 1;
+                self.replaced.removed_rows += e.record_count();
+                w.add_delete_file(
+                    e.data_file().clone(),
+                    e.sequence_number().unwrap_or(0),
+                    e.file_sequence_number,
+                )
+                .map_err(StepError::catalog(format!(
+                    "listing a removed file of {name}"
+                )))?;
+            }
+        }
+        if let Some(w) = deleted {
+            self.manifests.push(
+                w.write_manifest_file()
+                    .await
+                    .map_err(StepError::catalog(format!("writing a manifest of {name}")))?,
+            );
+        }
+        Ok(())
+    }
+
+    /// The new files, as added entries of one manifest (none without files).
+    async fn add(&mut self, files: Vec<DataFile>) -> Result<(), StepError> {
+        if files.is_empty() {
+            return Ok(());
+        }
+        let metadata = self.table.metadata();
+        let schema = metadata.current_schema().clone();
+        let spec = metadata.default_partition_spec().clone();
+        let name = self.name.clone();
+        let mut w = self.manifest_writer("m1")?;
+        for f in files {
+            self.summary.add_file(&f, schema.clone(), spec.clone());
+            self.replaced.added_files += 1;
+            self.replaced.added_rows += f.record_count();
+            w.add_file(f, self.sequence)
+                .map_err(StepError::catalog(format!("listing a new file of {name}")))?;
+        }
+        self.manifests.push(
+            w.write_manifest_file()
+                .await
+                .map_err(StepError::catalog(format!("writing a manifest of {name}")))?,
+        );
+        Ok(())
+    }
+
+    /// Writes the manifest list; returns its path.
+    async fn write_manifest_list(&mut self) -> Result<String, StepError> {
+        let metadata = self.table.metadata();
+        let name = &self.name;
+        let list_path = format!(
+            "{}/metadata/snap-{}-0-{}.{}",
+            metadata.location(),
+            self.snapshot_id,
+            self.commit,
+            DataFileFormat::Avro
+        );
+        let out = self
+            .table
+            .file_io()
+            .new_output(&list_path)
+            .map_err(StepError::catalog(format!("the manifest list of {name}")))?
+            .writer()
+            .await
+            .map_err(StepError::catalog(format!("the manifest list of {name}")))?;
+        let mut list = ManifestListWriter::v2(
+            out,
+            self.snapshot_id,
+            metadata.current_snapshot_id(),
+            self.sequence,
+        );
+        list.add_manifests(std::mem::take(&mut self.manifests).into_iter())
+            .map_err(StepError::catalog(format!("the manifest list of {name}")))?;
+        list.close().await.map_err(StepError::catalog(format!(
+            "writing the manifest list of {name}"
+        )))?;
+        Ok(list_path)
+    }
+
+    /// The snapshot (its summary: `properties`, what changed, and the totals an overwrite
+    /// leaves), with its id and what it replaced.
+    fn build(
+        self,
+        list_path: String,
+        properties: HashMap<String, String>,
+    ) -> (i64, Replaced, Snapshot) {
+        let metadata = self.table.metadata();
+        let replaced = self.replaced;
+        let mut props = properties;
+        props.extend(self.summary.build());
+        // an overwrite leaves exactly the new files
+        props.insert("total-data-files".into(), replaced.added_files.to_string());
+        props.insert("total-records".into(), replaced.added_rows.to_string());
+        props.insert("total-delete-files".into(), "0".into());
+        props.insert("total-position-deletes".into(), "0".into());
+        props.insert("total-equality-deletes".into(), "0".into());
+        let snapshot = Snapshot::builder()
+            .with_snapshot_id(self.snapshot_id)
+            .with_parent_snapshot_id(metadata.current_snapshot_id())
+            .with_sequence_number(self.sequence)
+            .with_timestamp_ms(jiff::Timestamp::now().as_millisecond())
+            .with_manifest_list(list_path)
+            .with_summary(Summary {
+                operation: Operation::Overwrite,
+                additional_properties: props,
+            })
+            .with_schema_id(metadata.current_schema_id())
+            .build();
+        (self.snapshot_id, replaced, snapshot)
+    }
 }

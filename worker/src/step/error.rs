@@ -2,6 +2,8 @@
 
 use thiserror::Error;
 
+use crate::lake::LakeError;
+
 /// Why a step failed. Messages name the table, column or setting involved.
 #[derive(Debug, Error)]
 pub enum StepError {
@@ -15,9 +17,10 @@ pub enum StepError {
         #[source]
         source: Box<iceberg::Error>,
     },
-    /// A catalog REST call made without iceberg-rust failed.
+    /// Lake I/O shared with the crawler failed (connecting, creating or widening a table,
+    /// a REST commit).
     #[error("catalog: {0}")]
-    Rest(String),
+    Lake(#[from] LakeError),
     /// Planning or running SQL failed.
     #[error("SQL: {context}: {source}")]
     Sql {
@@ -78,11 +81,5 @@ impl StepError {
     pub fn source(context: impl Into<String>) -> impl FnOnce(tokio_postgres::Error) -> StepError {
         let context = context.into();
         move |source| StepError::Source { context, source }
-    }
-}
-
-impl From<crate::crawl::CrawlError> for StepError {
-    fn from(e: crate::crawl::CrawlError) -> Self {
-        StepError::Rest(e.to_string())
     }
 }

@@ -95,34 +95,7 @@ pub async fn merge(
         return Err(bad(format!("merge key {k} is not a column of the table")));
     }
     let ctx = session(table, &incoming).await?;
-    let cols = keys.iter().map(|k| quote(k)).collect::<Vec<_>>().join(", ");
-    let nulls = keys
-        .iter()
-        .map(|k| format!("{} IS NULL", quote(k)))
-        .collect::<Vec<_>>()
-        .join(" OR ");
-    let null_rows = count(
-        &ctx,
-        &format!("SELECT count(*) FROM incoming WHERE {nulls}"),
-    )
-    .await?;
-    if null_rows > 0 {
-        return Err(bad(format!(
-            "{null_rows} incoming row(s) have a null merge key ({cols})"
-        )));
-    }
-    let dups = count(
-        &ctx,
-        &format!(
-            "SELECT count(*) FROM (SELECT {cols} FROM incoming GROUP BY {cols} HAVING count(*) > 1)"
-        ),
-    )
-    .await?;
-    if dups > 0 {
-        return Err(bad(format!(
-            "{dups} merge key value(s) ({cols}) appear more than once in the incoming rows"
-        )));
-    }
+    check_incoming_keys(&ctx, keys, bad).await?;
     let arriving = count(&ctx, "SELECT count(*) FROM incoming").await?;
     if table.metadata().current_snapshot().is_none() {
         let mut sink = FileSink::open(table, run_id).await?;
@@ -149,17 +122,7 @@ pub async fn merge(
     );
     let mut sink = FileSink::open(table, run_id).await?;
     for sql in [kept.as_str(), "SELECT * FROM incoming"] {
-        let mut stream = ctx
-            .sql(sql)
-            .await
-            .map_err(StepError::sql(sql.to_string()))?
-            .execute_stream()
-            .await
-            .map_err(StepError::sql(sql.to_string()))?;
-        while let Some(b) = stream.next().await {
-            sink.write(&b.map_err(StepError::sql(sql.to_string()))?)
-                .await?;
-        }
+        write_query(&ctx, sql, &mut sink).await?;
     }
     let total = sink.rows;
     overwrite(lake, table, sink.close().await?, properties).await?;
@@ -168,6 +131,60 @@ pub async fn merge(
         updated,
         total,
     })
+}
+
+/// Fails (with `bad`'s error) when a merge key is null in an incoming row, or a key value
+/// arrives more than once.
+async fn check_incoming_keys(
+    ctx: &SessionContext,
+    keys: &[String],
+    bad: impl Fn(String) -> StepError,
+) -> Result<(), StepError> {
+    let cols = keys.iter().map(|k| quote(k)).collect::<Vec<_>>().join(", ");
+    let nulls = keys
+        .iter()
+        .map(|k| format!("{} IS NULL", quote(k)))
+        .collect::<Vec<_>>()
+        .join(" OR ");
+    let null_rows = count(ctx, &format!("SELECT count(*) FROM incoming WHERE {nulls}")).await?;
+    if null_rows > 0 {
+        return Err(bad(format!(
+            "{null_rows} incoming row(s) have a null merge key ({cols})"
+        )));
+    }
+    let dups = count(
+        ctx,
+        &format!(
+            "SELECT count(*) FROM (SELECT {cols} FROM incoming GROUP BY {cols} HAVING count(*) > 1)"
+        ),
+    )
+    .await?;
+    if dups > 0 {
+        return Err(bad(format!(
+            "{dups} merge key value(s) ({cols}) appear more than once in the incoming rows"
+        )));
+    }
+    Ok(())
+}
+
+/// Streams the rows of `sql` into `sink`.
+async fn write_query(
+    ctx: &SessionContext,
+    sql: &str,
+    sink: &mut FileSink,
+) -> Result<(), StepError> {
+    let mut stream = ctx
+        .sql(sql)
+        .await
+        .map_err(StepError::sql(sql.to_string()))?
+        .execute_stream()
+        .await
+        .map_err(StepError::sql(sql.to_string()))?;
+    while let Some(b) = stream.next().await {
+        sink.write(&b.map_err(StepError::sql(sql.to_string()))?)
+            .await?;
+    }
+    Ok(())
 }
 
 /// Rows only in `incoming` and rows only in the table (a full snapshot diff).

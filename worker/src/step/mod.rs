@@ -13,11 +13,11 @@ pub mod table;
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use lakeform_api::connection::{DEFAULT_REGION, S3Connection};
 use lakeform_api::workflow::Step;
 use serde::Serialize;
 
-use crate::crawl::catalog::{CatalogConn, connect};
-use crate::crawl::s3::S3Conn;
+use crate::lake::catalog::{CatalogConn, connect};
 pub use error::StepError;
 use extract::bookmark::Bookmarks;
 use table::Lake;
@@ -68,10 +68,10 @@ fn env(name: &str) -> Result<String, StepError> {
 }
 
 /// The lake connection from the step Job's environment (`LAKEFORM_S3_*`, `LAKEFORM_CATALOG_*`).
-pub fn lake_from_env() -> Result<(S3Conn, CatalogConn), StepError> {
-    let s3 = S3Conn {
+pub fn lake_from_env() -> Result<(S3Connection, CatalogConn), StepError> {
+    let s3 = S3Connection {
         endpoint: env("LAKEFORM_S3_ENDPOINT")?,
-        region: std::env::var("LAKEFORM_S3_REGION").unwrap_or_else(|_| "us-east-1".into()),
+        region: std::env::var("LAKEFORM_S3_REGION").unwrap_or_else(|_| DEFAULT_REGION.into()),
         path_style: std::env::var("LAKEFORM_S3_PATH_STYLE")
             .map(|v| v != "false")
             .unwrap_or(true),

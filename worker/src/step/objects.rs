@@ -8,15 +8,14 @@ use std::sync::Arc;
 use dashmap::DashMap;
 use datafusion::error::{DataFusionError, Result};
 use datafusion::execution::object_store::ObjectStoreRegistry;
+use lakeform_api::connection::S3Connection;
 use object_store::ObjectStore;
 use object_store::aws::AmazonS3Builder;
 use url::Url;
 
-use crate::crawl::s3::S3Conn;
-
 /// Buckets of the lake's S3, by `s3://<bucket>`.
 pub struct LakeStores {
-    s3: S3Conn,
+    s3: S3Connection,
     stores: DashMap<String, Arc<dyn ObjectStore>>,
 }
 
@@ -29,7 +28,7 @@ impl std::fmt::Debug for LakeStores {
 }
 
 impl LakeStores {
-    pub fn new(s3: S3Conn) -> LakeStores {
+    pub fn new(s3: S3Connection) -> LakeStores {
         LakeStores {
             s3,
             stores: DashMap::new(),
@@ -95,7 +94,7 @@ mod tests {
     use super::*;
 
     fn stores() -> LakeStores {
-        LakeStores::new(S3Conn {
+        LakeStores::new(S3Connection {
             endpoint: "http://127.0.0.1:9000".into(),
             region: "us-east-1".into(),
             path_style: true,

@@ -14,11 +14,11 @@ use iceberg::transaction::{ApplyTransactionAction, Transaction};
 use iceberg::writer::IcebergWriter;
 use iceberg::{Catalog, NamespaceIdent, TableIdent};
 use iceberg_catalog_rest::RestCatalog;
+use lakeform_api::connection::S3Connection;
 
-use crate::crawl::catalog::{CatalogConn, add_columns, create_table, ensure_namespace};
-use crate::crawl::ingest::{ParquetFiles, data_file_writer};
-use crate::crawl::s3::S3Conn;
-use crate::crawl::schema::normalize;
+use crate::lake::catalog::{CatalogConn, add_columns, create_table, ensure_namespace};
+use crate::lake::schema::normalize;
+use crate::lake::writer::{ParquetFiles, data_file_writer};
 use crate::step::error::StepError;
 
 /// Table property naming the workflow step that writes a table.
@@ -29,7 +29,7 @@ pub struct Lake {
     pub catalog: Arc<RestCatalog>,
     pub conn: CatalogConn,
     /// The lake's S3, for zone objects that SQL reads.
-    pub s3: S3Conn,
+    pub s3: S3Connection,
 }
 
 /// `database.table` as a table identifier.

@@ -14,7 +14,7 @@ use super::STARTING_RECHECK;
 use super::outcome::{RETRY, Stop};
 use super::status::StatusBuilder;
 use crate::desired::lake::{Invalid, Part};
-use crate::desired::{buckets, minio};
+use crate::desired::{self, buckets, minio};
 use crate::storage::{
     S3Connection, Storage, StorageError, delete_bucket_and_contents, ensure_bucket,
 };
@@ -79,12 +79,8 @@ async fn managed_connection(
     let secret_name = minio::secret_name(lake);
     Ok(credentials(ctx, ns, &secret_name, keys)
         .await?
-        .map(|(access_key, secret_key)| S3Connection {
-            endpoint: minio::endpoint(lake),
-            region: "us-east-1".into(),
-            path_style: true,
-            access_key,
-            secret_key,
+        .map(|(access_key, secret_key)| {
+            desired::connection::storage(lake).connection(access_key, secret_key)
         })
         .map_err(connect_refused))
 }
@@ -99,24 +95,19 @@ async fn connection(
     if let Some(message) = invalid.get(Part::Storage) {
         return Ok(Err(connect_refused(Refusal::new("InvalidSpec", message))));
     }
-    let Some(ext) = &lake.spec.storage.external else {
+    if lake.spec.storage.external.is_none() {
         let replicas = lake.spec.storage.managed.as_ref().map_or(0, |m| m.replicas);
         return managed_connection(lake, ctx, &ns, replicas).await;
     };
-    let c = &ext.credentials;
+    let endpoint = desired::connection::storage(lake);
+    let c = endpoint.credentials.clone();
     let keys = (
         c.access_key_id_key.as_str(),
         c.secret_access_key_key.as_str(),
     );
     Ok(credentials(ctx, &ns, &c.secret_name, keys)
         .await?
-        .map(|(access_key, secret_key)| S3Connection {
-            endpoint: ext.endpoint.clone(),
-            region: ext.region.clone(),
-            path_style: ext.path_style,
-            access_key,
-            secret_key,
-        })
+        .map(|(access_key, secret_key)| endpoint.connection(access_key, secret_key))
         .map_err(connect_refused))
 }
 

@@ -7,7 +7,7 @@ use apache_avro::Schema as Avro;
 use arrow_schema::{DataType, Field, Fields, Schema, TimeUnit};
 
 use crate::crawl::error::ObjectFailure;
-use crate::crawl::schema::{UTC, normalize};
+use crate::lake::schema::{UTC, normalize};
 
 /// The magic bytes every Avro container file starts with.
 pub const MAGIC: &[u8] = b"Obj\x01";

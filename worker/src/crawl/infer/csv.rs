@@ -10,7 +10,7 @@ use regex::Regex;
 
 use crate::crawl::error::ObjectFailure;
 use crate::crawl::model::CsvDialect;
-use crate::crawl::schema::{UTC, normalize};
+use crate::lake::schema::{UTC, normalize};
 
 /// Delimiters tried when none is configured, in order of preference on ties.
 pub const DELIMITERS: [u8; 4] = [b',', b'\t', b'|', b';'];
@@ -207,41 +207,12 @@ pub fn infer(
     if text.contains(&0) {
         return Err(ObjectFailure::Csv("binary content".into()));
     }
-    let candidates: Vec<u8> = match opts.delimiter {
-        Some(d) => vec![d],
-        None => DELIMITERS.to_vec(),
-    };
-    let mut best: Option<(f64, usize, u8, Vec<csv::StringRecord>, usize)> = None;
-    for d in candidates {
-        let (recs, end) = records(text, d, opts.quote, SNIFF_RECORDS);
-        // a truncated sample may end in a partial record: leave it out
-        let recs_used = if complete || recs.len() < 2 {
-            recs
-        } else {
-            recs[..recs.len() - 1].to_vec()
-        };
-        let (share, fields) = delimiter_score(&recs_used);
-        if fields < 2 && opts.delimiter.is_none() {
-            continue;
-        }
-        if best
-            .as_ref()
-            .is_none_or(|(s, f, ..)| (share, fields) > (*s, *f))
-        {
-            best = Some((share, fields, d, recs_used, end));
-        }
-    }
-    let Some((share, fields, delimiter, recs, _)) = best else {
-        return Err(ObjectFailure::Csv(
-            "no delimiter among , tab | ; splits the lines".into(),
-        ));
-    };
-    if share < 0.8 {
-        return Err(ObjectFailure::Csv(format!(
-            "inconsistent field counts with delimiter {:?}",
-            delimiter as char
-        )));
-    }
+    let Sniffed {
+        share,
+        fields,
+        delimiter,
+        records: recs,
+    } = sniff_delimiter(text, complete, opts)?;
     let header = match opts.header {
         HeaderMode::Present => true,
         HeaderMode::Absent => false,
@@ -259,18 +230,7 @@ pub fn infer(
         (0..fields).map(|i| format!("col_{i}")).collect()
     };
 
-    // the complete records of the sample only
-    let usable = if complete {
-        text
-    } else {
-        let (all, _) = records(text, delimiter, opts.quote, usize::MAX);
-        let keep = all
-            .len()
-            .saturating_sub(1)
-            .min(opts.sample_rows + usize::from(header));
-        let (_, end) = records(text, delimiter, opts.quote, keep);
-        &text[..end]
-    };
+    let usable = complete_records(text, complete, delimiter, header, opts);
     let format = arrow_csv::reader::Format::default()
         .with_header(header)
         .with_delimiter(delimiter)
@@ -279,10 +239,116 @@ pub fn infer(
     let (inferred, rows) = format
         .infer_schema(Cursor::new(usable), Some(opts.sample_rows))
         .map_err(|e| ObjectFailure::Csv(e.to_string()))?;
-
-    // time zones: arrow-csv infers timestamps without zone; zoned values are timestamptz
     let data_rows: Vec<&csv::StringRecord> = recs.iter().skip(usize::from(header)).collect();
-    let fields: Vec<Field> = inferred
+    let schema = normalize(&Schema::new(zoned_fields(&inferred, &names, &data_rows)));
+    let certainty = if fields_count(&schema) >= 2 {
+        0.6 + 0.3 * share
+    } else {
+        0.3
+    };
+    Ok(CsvInference {
+        dialect: CsvDialect {
+            delimiter,
+            quote: opts.quote,
+            header,
+            columns: names,
+        },
+        schema,
+        rows: rows as u64,
+        certainty,
+    })
+}
+
+/// The delimiter that splits the sample's records most consistently.
+struct Sniffed {
+    /// Share of records with the most common field count.
+    share: f64,
+    /// That field count.
+    fields: usize,
+    delimiter: u8,
+    /// The sample's (complete) records split with it.
+    records: Vec<csv::StringRecord>,
+}
+
+/// Tries the given delimiter, or each usual one, and keeps the most consistent; fails when
+/// none splits the lines, or not consistently enough.
+fn sniff_delimiter(
+    text: &[u8],
+    complete: bool,
+    opts: &CsvOptions,
+) -> Result<Sniffed, ObjectFailure> {
+    let candidates: Vec<u8> = match opts.delimiter {
+        Some(d) => vec![d],
+        None => DELIMITERS.to_vec(),
+    };
+    let mut best: Option<Sniffed> = None;
+    for d in candidates {
+        let (recs, _) = records(text, d, opts.quote, SNIFF_RECORDS);
+        // a truncated sample may end in a partial record: leave it out
+        let recs_used = if complete || recs.len() < 2 {
+            recs
+        } else {
+            recs[..recs.len() - 1].to_vec()
+        };
+        let (share, fields) = delimiter_score(&recs_used);
+        if fields < 2 && opts.delimiter.is_none() {
+            continue;
+        }
+        if best
+            .as_ref()
+            .is_none_or(|b| (share, fields) > (b.share, b.fields))
+        {
+            best = Some(Sniffed {
+                share,
+                fields,
+                delimiter: d,
+                records: recs_used,
+            });
+        }
+    }
+    let Some(best) = best else {
+        return Err(ObjectFailure::Csv(
+            "no delimiter among , tab | ; splits the lines".into(),
+        ));
+    };
+    if best.share < 0.8 {
+        return Err(ObjectFailure::Csv(format!(
+            "inconsistent field counts with delimiter {:?}",
+            best.delimiter as char
+        )));
+    }
+    Ok(best)
+}
+
+/// The complete records of the sample only (up to `sample_rows` data rows), or all of a
+/// complete object.
+fn complete_records<'t>(
+    text: &'t [u8],
+    complete: bool,
+    delimiter: u8,
+    header: bool,
+    opts: &CsvOptions,
+) -> &'t [u8] {
+    if complete {
+        return text;
+    }
+    let (all, _) = records(text, delimiter, opts.quote, usize::MAX);
+    let keep = all
+        .len()
+        .saturating_sub(1)
+        .min(opts.sample_rows + usize::from(header));
+    let (_, end) = records(text, delimiter, opts.quote, keep);
+    &text[..end]
+}
+
+/// The inferred fields under their column names, with time zones: arrow-csv infers timestamps
+/// without zone; a column with zoned values is timestamptz.
+fn zoned_fields(
+    inferred: &Schema,
+    names: &[String],
+    data_rows: &[&csv::StringRecord],
+) -> Vec<Field> {
+    inferred
         .fields()
         .iter()
         .enumerate()
@@ -301,24 +367,7 @@ pub fn infer(
             };
             Field::new(name, dt, true)
         })
-        .collect();
-    let schema = normalize(&Schema::new(fields));
-    let certainty = if fields_count(&schema) >= 2 {
-        0.6 + 0.3 * share
-    } else {
-        0.3
-    };
-    Ok(CsvInference {
-        dialect: CsvDialect {
-            delimiter,
-            quote: opts.quote,
-            header,
-            columns: names,
-        },
-        schema,
-        rows: rows as u64,
-        certainty,
-    })
+        .collect()
 }
 
 fn fields_count(s: &Schema) -> usize {

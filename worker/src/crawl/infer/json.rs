@@ -7,7 +7,7 @@ use arrow_schema::Schema;
 
 use crate::crawl::error::ObjectFailure;
 use crate::crawl::infer::csv::strip_bom;
-use crate::crawl::schema::normalize;
+use crate::lake::schema::normalize;
 
 /// Result of inferring a JSON sample.
 #[derive(Clone, Debug)]

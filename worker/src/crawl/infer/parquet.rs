@@ -6,7 +6,7 @@ use arrow_schema::Schema;
 use parquet::file::metadata::{ParquetMetaData, ParquetMetaDataReader};
 
 use crate::crawl::error::ObjectFailure;
-use crate::crawl::schema::normalize;
+use crate::lake::schema::normalize;
 
 /// Size of the Parquet tail: 4-byte footer length + `PAR1`.
 pub const TAIL: u64 = 8;

@@ -5,17 +5,18 @@
 
 use std::sync::Arc;
 
-use arrow_array::builder::{
-    BinaryBuilder, BooleanBuilder, Date32Builder, Float32Builder, Float64Builder, Int32Builder,
-    Int64Builder, StringBuilder, TimestampMicrosecondBuilder,
+use arrow_array::builder::{BinaryBuilder, BooleanBuilder, PrimitiveBuilder, StringBuilder};
+use arrow_array::types::{
+    Date32Type, Float32Type, Float64Type, Int32Type, Int64Type, TimestampMicrosecondType,
 };
-use arrow_array::{ArrayRef, RecordBatch};
+use arrow_array::{ArrayRef, ArrowPrimitiveType, PrimitiveArray, RecordBatch};
 use arrow_cast::{CastOptions, cast_with_options};
 use arrow_schema::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use futures::StreamExt;
+use tokio_postgres::types::FromSql;
 use tokio_postgres::{Client, NoTls, Row, Transaction};
 
-use crate::crawl::schema::UTC;
+use crate::lake::schema::UTC;
 use crate::step::error::StepError;
 use crate::step::merge::quote;
 
@@ -311,13 +312,26 @@ fn to_batch(
     RecordBatch::try_new(schema.clone(), columns).map_err(|e| bad(e.to_string()))
 }
 
-fn column(c: &Column, i: usize, rows: &[Row]) -> Result<ArrayRef, String> {
-    fn get<'a, T: tokio_postgres::types::FromSql<'a>>(
-        r: &'a Row,
-        i: usize,
-    ) -> Result<Option<T>, String> {
-        r.try_get::<_, Option<T>>(i).map_err(|e| e.to_string())
+/// Value `i` of a row, as `T` (`None` for NULL).
+fn get<'a, T: FromSql<'a>>(r: &'a Row, i: usize) -> Result<Option<T>, String> {
+    r.try_get::<_, Option<T>>(i).map_err(|e| e.to_string())
+}
+
+/// Column `i` of `rows` as a primitive array of `P`, read as its native type.
+fn primitive<'a, P>(rows: &'a [Row], i: usize) -> Result<PrimitiveArray<P>, String>
+where
+    P: ArrowPrimitiveType,
+    P::Native: FromSql<'a>,
+{
+    let mut b = PrimitiveBuilder::<P>::with_capacity(rows.len());
+    for r in rows {
+        b.append_option(get::<P::Native>(r, i)?);
     }
+    Ok(b.finish())
+}
+
+/// Column `i` of `rows` as the Arrow array of `c`'s kind.
+fn column(c: &Column, i: usize, rows: &[Row]) -> Result<ArrayRef, String> {
     let n = rows.len();
     Ok(match c.kind {
         Kind::Bool => {
@@ -327,48 +341,14 @@ fn column(c: &Column, i: usize, rows: &[Row]) -> Result<ArrayRef, String> {
             }
             Arc::new(b.finish())
         }
-        Kind::Int32 => {
-            let mut b = Int32Builder::with_capacity(n);
-            for r in rows {
-                b.append_option(get::<i32>(r, i)?);
-            }
-            Arc::new(b.finish())
-        }
-        Kind::Int64 => {
-            let mut b = Int64Builder::with_capacity(n);
-            for r in rows {
-                b.append_option(get::<i64>(r, i)?);
-            }
-            Arc::new(b.finish())
-        }
-        Kind::Float32 => {
-            let mut b = Float32Builder::with_capacity(n);
-            for r in rows {
-                b.append_option(get::<f32>(r, i)?);
-            }
-            Arc::new(b.finish())
-        }
-        Kind::Float64 => {
-            let mut b = Float64Builder::with_capacity(n);
-            for r in rows {
-                b.append_option(get::<f64>(r, i)?);
-            }
-            Arc::new(b.finish())
-        }
-        Kind::Date => {
-            let mut b = Date32Builder::with_capacity(n);
-            for r in rows {
-                b.append_option(get::<i32>(r, i)?);
-            }
-            Arc::new(b.finish())
-        }
-        Kind::Timestamp(tz) => {
-            let mut b = TimestampMicrosecondBuilder::with_capacity(n);
-            for r in rows {
-                b.append_option(get::<i64>(r, i)?);
-            }
-            Arc::new(b.finish().with_timezone_opt(tz.then_some(UTC)))
-        }
+        Kind::Int32 => Arc::new(primitive::<Int32Type>(rows, i)?),
+        Kind::Int64 => Arc::new(primitive::<Int64Type>(rows, i)?),
+        Kind::Float32 => Arc::new(primitive::<Float32Type>(rows, i)?),
+        Kind::Float64 => Arc::new(primitive::<Float64Type>(rows, i)?),
+        Kind::Date => Arc::new(primitive::<Date32Type>(rows, i)?),
+        Kind::Timestamp(tz) => Arc::new(
+            primitive::<TimestampMicrosecondType>(rows, i)?.with_timezone_opt(tz.then_some(UTC)),
+        ),
         Kind::Bytes => {
             let mut b = BinaryBuilder::with_capacity(n, n * 16);
             for r in rows {

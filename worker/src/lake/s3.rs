@@ -1,4 +1,6 @@
 //! S3 access through the AWS SDK (path-style for MinIO), counting requests and bytes read.
+//! The crawler lists and reads zone objects through [`Store`]; both the crawler and the steps
+//! sign with an [`S3Connection`] (`lakeform_api::connection`, the operator's type too).
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -6,27 +8,25 @@ use aws_sdk_s3::config::{BehaviorVersion, Credentials, Region};
 use aws_sdk_s3::error::DisplayErrorContext;
 use aws_smithy_http_client::tls::{self, rustls_provider::CryptoMode};
 use bytes::Bytes;
+use lakeform_api::connection::S3Connection;
 
-use crate::crawl::error::{CrawlError, ObjectFailure};
-use crate::crawl::model::ObjectMeta;
+use crate::lake::error::{LakeError, ReadError};
 
-/// Where the lake's objects are and how to sign for them. Never printed.
-#[derive(Clone)]
-pub struct S3Conn {
-    pub endpoint: String,
-    pub region: String,
-    pub path_style: bool,
-    pub access_key: String,
-    pub secret_key: String,
+/// One listed object.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ObjectMeta {
+    /// Full key in the bucket.
+    pub key: String,
+    /// Size in bytes.
+    pub size: u64,
+    /// ETag as listed (quotes removed).
+    pub etag: String,
 }
 
-impl std::fmt::Debug for S3Conn {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("S3Conn")
-            .field("endpoint", &self.endpoint)
-            .field("region", &self.region)
-            .field("path_style", &self.path_style)
-            .finish_non_exhaustive()
+impl ObjectMeta {
+    /// The state fingerprint of the object: changes when its content does.
+    pub fn fingerprint(&self) -> String {
+        format!("{}|{}", self.etag, self.size)
     }
 }
 
@@ -57,7 +57,7 @@ pub struct Store {
 }
 
 impl Store {
-    pub fn new(conn: &S3Conn) -> Store {
+    pub fn new(conn: &S3Connection) -> Store {
         let http = aws_smithy_http_client::Builder::new()
             .tls_provider(tls::Provider::Rustls(CryptoMode::Ring))
             .build_https();
@@ -82,7 +82,7 @@ impl Store {
     }
 
     /// Every object under `prefix` (LIST requests only).
-    pub async fn list(&self, bucket: &str, prefix: &str) -> Result<Vec<ObjectMeta>, CrawlError> {
+    pub async fn list(&self, bucket: &str, prefix: &str) -> Result<Vec<ObjectMeta>, LakeError> {
         let mut out = Vec::new();
         let mut pages = self
             .client
@@ -93,7 +93,7 @@ impl Store {
             .send();
         while let Some(page) = pages.next().await {
             self.counters.lists.fetch_add(1, Ordering::Relaxed);
-            let page = page.map_err(|e| CrawlError::List {
+            let page = page.map_err(|e| LakeError::List {
                 bucket: bucket.into(),
                 prefix: prefix.into(),
                 message: DisplayErrorContext(&e).to_string(),
@@ -122,7 +122,7 @@ impl Store {
         key: &str,
         start: u64,
         end: u64,
-    ) -> Result<Bytes, ObjectFailure> {
+    ) -> Result<Bytes, ReadError> {
         if end <= start {
             return Ok(Bytes::new());
         }
@@ -131,7 +131,7 @@ impl Store {
     }
 
     /// The whole object (one GET).
-    pub async fn get_all(&self, bucket: &str, key: &str) -> Result<Bytes, ObjectFailure> {
+    pub async fn get_all(&self, bucket: &str, key: &str) -> Result<Bytes, ReadError> {
         self.get(bucket, key, None).await
     }
 
@@ -140,7 +140,7 @@ impl Store {
         bucket: &str,
         key: &str,
         range: Option<String>,
-    ) -> Result<Bytes, ObjectFailure> {
+    ) -> Result<Bytes, ReadError> {
         self.counters.gets.fetch_add(1, Ordering::Relaxed);
         let out = self
             .client
@@ -150,12 +150,12 @@ impl Store {
             .set_range(range)
             .send()
             .await
-            .map_err(|e| ObjectFailure::Read(DisplayErrorContext(&e).to_string()))?;
+            .map_err(|e| ReadError(DisplayErrorContext(&e).to_string()))?;
         let body = out
             .body
             .collect()
             .await
-            .map_err(|e| ObjectFailure::Read(e.to_string()))?
+            .map_err(|e| ReadError(e.to_string()))?
             .into_bytes();
         self.counters
             .bytes_read
