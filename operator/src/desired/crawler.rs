@@ -6,9 +6,9 @@ use std::collections::BTreeMap;
 
 use k8s_openapi::api::batch::v1::{CronJob, CronJobSpec, Job, JobSpec, JobTemplateSpec};
 use k8s_openapi::api::core::v1::{
-    Capabilities, ConfigMap, ConfigMapKeySelector, Container, EnvVar, EnvVarSource,
-    ObjectFieldSelector, PodSecurityContext, PodSpec, PodTemplateSpec, ResourceRequirements,
-    SeccompProfile, SecurityContext, ServiceAccount,
+    ConfigMap, ConfigMapKeySelector, Container, EnvVar, EnvVarSource, ObjectFieldSelector,
+    PodSecurityContext, PodSpec, PodTemplateSpec, ResourceRequirements, SeccompProfile,
+    ServiceAccount,
 };
 use k8s_openapi::api::rbac::v1::{PolicyRule, Role, RoleBinding, RoleRef, Subject};
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
@@ -18,7 +18,7 @@ use lakeform_api::common::GROUP;
 use lakeform_api::crawler::{CrawlSchedule, Crawler};
 use lakeform_api::datalake::DataLake;
 
-use super::meta::{bounded, labels, short_hash};
+use super::meta::{bounded, labels, restricted, short_hash};
 
 /// Component label of a crawler's objects.
 pub const COMPONENT: &str = "crawler";
@@ -214,15 +214,7 @@ fn pod_template(
             ])),
             ..Default::default()
         }),
-        security_context: Some(SecurityContext {
-            allow_privilege_escalation: Some(false),
-            run_as_non_root: Some(true),
-            capabilities: Some(Capabilities {
-                drop: Some(vec!["ALL".into()]),
-                ..Default::default()
-            }),
-            ..Default::default()
-        }),
+        security_context: Some(restricted()),
         ..Default::default()
     };
     PodTemplateSpec {

@@ -34,9 +34,8 @@ use k8s_openapi::api::apps::v1::{
 };
 use k8s_openapi::api::batch::v1::{Job, JobSpec};
 use k8s_openapi::api::core::v1::{
-    Capabilities, Container, ContainerPort, EnvVar, ExecAction, HTTPGetAction, PodSecurityContext,
-    PodSpec, PodTemplateSpec, Probe, SeccompProfile, Secret, SecurityContext, Service, ServicePort,
-    ServiceSpec, VolumeMount,
+    Container, ContainerPort, EnvVar, ExecAction, PodSecurityContext, PodSpec, PodTemplateSpec,
+    Probe, SeccompProfile, Secret, Service, ServicePort, ServiceSpec, VolumeMount,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
@@ -47,7 +46,9 @@ use sha2::{Digest, Sha256};
 
 use super::BuildError;
 use super::connection::{LakeEndpoints, plain_env, secret_env};
-use super::meta::{data_claim, labels, owned_meta, selector, with_pod_overrides};
+use super::meta::{
+    data_claim, http_probe, labels, owned_meta, restricted, selector, with_pod_overrides,
+};
 
 /// Component label of the catalog server.
 pub const COMPONENT: &str = "catalog";
@@ -213,18 +214,6 @@ pub fn env(lake: &DataLake, spec: &ManagedCatalog) -> Vec<EnvVar> {
     env
 }
 
-fn restricted() -> SecurityContext {
-    SecurityContext {
-        allow_privilege_escalation: Some(false),
-        run_as_non_root: Some(true),
-        capabilities: Some(Capabilities {
-            drop: Some(vec!["ALL".into()]),
-            ..Default::default()
-        }),
-        ..Default::default()
-    }
-}
-
 fn pod_security(uid: i64) -> PodSecurityContext {
     PodSecurityContext {
         run_as_user: Some(uid),
@@ -252,22 +241,6 @@ fn lakekeeper_container(
         env: Some(env(lake, spec)),
         resources: spec.resources.clone(),
         security_context: Some(restricted()),
-        ..Default::default()
-    }
-}
-
-fn http_probe(initial: i32) -> Probe {
-    Probe {
-        http_get: Some(HTTPGetAction {
-            path: Some(HEALTH_PATH.into()),
-            port: IntOrString::Int(PORT),
-            scheme: Some("HTTP".into()),
-            ..Default::default()
-        }),
-        initial_delay_seconds: Some(initial),
-        period_seconds: Some(10),
-        timeout_seconds: Some(5),
-        failure_threshold: Some(3),
         ..Default::default()
     }
 }
@@ -302,8 +275,8 @@ pub fn deployment(lake: &DataLake, spec: &ManagedCatalog) -> Result<Deployment, 
             ..Default::default()
         },
     ]);
-    server.readiness_probe = Some(http_probe(2));
-    server.liveness_probe = Some(http_probe(10));
+    server.readiness_probe = Some(http_probe(HEALTH_PATH, PORT, 2, 3));
+    server.liveness_probe = Some(http_probe(HEALTH_PATH, PORT, 10, 3));
     let wait = lakekeeper_container(
         lake,
         spec,

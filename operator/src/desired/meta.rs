@@ -3,10 +3,12 @@
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::{
-    PersistentVolumeClaim, PersistentVolumeClaimSpec, PodTemplateSpec, VolumeResourceRequirements,
+    Capabilities, HTTPGetAction, PersistentVolumeClaim, PersistentVolumeClaimSpec, PodTemplateSpec,
+    Probe, SecurityContext, VolumeResourceRequirements,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use kube::{Resource, ResourceExt};
 use lakeform_api::common::{LABEL_MANAGED_BY, LABEL_PART_OF, MANAGED_BY};
 use serde_json::Value;
@@ -105,6 +107,38 @@ pub fn data_claim(storage_class: Option<String>, size: Quantity) -> PersistentVo
             }),
             ..Default::default()
         }),
+        ..Default::default()
+    }
+}
+
+/// A container that may not escalate, runs as non-root and drops every capability (the
+/// `restricted` Pod Security Standard).
+pub fn restricted() -> SecurityContext {
+    SecurityContext {
+        allow_privilege_escalation: Some(false),
+        run_as_non_root: Some(true),
+        capabilities: Some(Capabilities {
+            drop: Some(vec!["ALL".into()]),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+/// An HTTP GET probe of `path` on `port`: every 10 s, 5 s timeout, after `initial` seconds,
+/// failing after `failures` misses.
+pub fn http_probe(path: &str, port: i32, initial: i32, failures: i32) -> Probe {
+    Probe {
+        http_get: Some(HTTPGetAction {
+            path: Some(path.into()),
+            port: IntOrString::Int(port),
+            scheme: Some("HTTP".into()),
+            ..Default::default()
+        }),
+        initial_delay_seconds: Some(initial),
+        period_seconds: Some(10),
+        timeout_seconds: Some(5),
+        failure_threshold: Some(failures),
         ..Default::default()
     }
 }

@@ -5,8 +5,8 @@ use std::collections::BTreeMap;
 use k8s_openapi::api::apps::v1::{StatefulSet, StatefulSetSpec};
 use k8s_openapi::api::core::v1::{
     Capabilities, Container, ContainerPort, EmptyDirVolumeSource, EnvVar, EnvVarSource,
-    HTTPGetAction, PodSecurityContext, PodSpec, PodTemplateSpec, Probe, SeccompProfile, Secret,
-    SecretKeySelector, SecurityContext, Service, ServicePort, ServiceSpec, Volume, VolumeMount,
+    PodSecurityContext, PodSpec, PodTemplateSpec, SeccompProfile, Secret, SecretKeySelector,
+    SecurityContext, Service, ServicePort, ServiceSpec, Volume, VolumeMount,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
@@ -14,7 +14,7 @@ use kube::ResourceExt;
 use lakeform_api::datalake::{DataLake, ManagedStorage};
 
 use super::BuildError;
-use super::meta::{data_claim, owned_meta, selector, with_pod_overrides};
+use super::meta::{data_claim, http_probe, owned_meta, selector, with_pod_overrides};
 
 /// Component label of the storage objects.
 pub const COMPONENT: &str = "storage";
@@ -113,22 +113,6 @@ fn secret_env(lake: &DataLake, var: &str, key: &str) -> EnvVar {
             }),
             ..Default::default()
         }),
-        ..Default::default()
-    }
-}
-
-fn probe(path: &str, initial: i32) -> Probe {
-    Probe {
-        http_get: Some(HTTPGetAction {
-            path: Some(path.into()),
-            port: IntOrString::Int(API_PORT),
-            scheme: Some("HTTP".into()),
-            ..Default::default()
-        }),
-        initial_delay_seconds: Some(initial),
-        period_seconds: Some(10),
-        timeout_seconds: Some(5),
-        failure_threshold: Some(3),
         ..Default::default()
     }
 }
@@ -272,8 +256,8 @@ pub fn statefulset(
             },
         ]),
         volume_mounts: Some(volume_mounts),
-        liveness_probe: Some(probe("/minio/health/live", 10)),
-        readiness_probe: Some(probe("/minio/health/ready", 5)),
+        liveness_probe: Some(http_probe("/minio/health/live", API_PORT, 10, 3)),
+        readiness_probe: Some(http_probe("/minio/health/ready", API_PORT, 5, 3)),
         resources: spec.resources.clone(),
         security_context: Some(SecurityContext {
             allow_privilege_escalation: Some(false),

@@ -40,9 +40,9 @@ use std::collections::BTreeMap;
 
 use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec, DeploymentStrategy};
 use k8s_openapi::api::core::v1::{
-    Capabilities, ConfigMap, ConfigMapVolumeSource, Container, ContainerPort, EmptyDirVolumeSource,
-    EnvVar, HTTPGetAction, KeyToPath, PodSecurityContext, PodSpec, PodTemplateSpec, Probe,
-    SeccompProfile, SecurityContext, Service, ServicePort, ServiceSpec, Volume, VolumeMount,
+    ConfigMap, ConfigMapVolumeSource, Container, ContainerPort, EmptyDirVolumeSource, EnvVar,
+    KeyToPath, PodSecurityContext, PodSpec, PodTemplateSpec, SeccompProfile, Service, ServicePort,
+    ServiceSpec, Volume, VolumeMount,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
@@ -54,7 +54,7 @@ use sha2::{Digest, Sha256};
 use super::BuildError;
 use super::buckets::quantity_bytes;
 use super::connection::{LakeEndpoints, secret_env};
-use super::meta::{labels, owned_meta, selector, with_pod_overrides};
+use super::meta::{http_probe, labels, owned_meta, restricted, selector, with_pod_overrides};
 
 /// Component label of the coordinator.
 pub const COORDINATOR_COMPONENT: &str = "trino-coordinator";
@@ -513,22 +513,6 @@ pub fn env(endpoints: &LakeEndpoints) -> Vec<EnvVar> {
     env
 }
 
-fn probe(initial: i32, failures: i32) -> Probe {
-    Probe {
-        http_get: Some(HTTPGetAction {
-            path: Some("/v1/info".into()),
-            port: IntOrString::Int(HTTP_PORT),
-            scheme: Some("HTTP".into()),
-            ..Default::default()
-        }),
-        initial_delay_seconds: Some(initial),
-        period_seconds: Some(10),
-        timeout_seconds: Some(5),
-        failure_threshold: Some(failures),
-        ..Default::default()
-    }
-}
-
 /// A role's Deployment: 1 coordinator or `workers.replicas` workers, mounting `config` (the
 /// role's ConfigMap from [`config_map`]) at `/etc/trino`, with the config hash on the pod
 /// template so a configuration change rolls the pods.
@@ -566,18 +550,10 @@ pub fn deployment(
                 ..Default::default()
             },
         ]),
-        readiness_probe: Some(probe(10, 3)),
-        liveness_probe: Some(probe(60, 6)),
+        readiness_probe: Some(http_probe("/v1/info", HTTP_PORT, 10, 3)),
+        liveness_probe: Some(http_probe("/v1/info", HTTP_PORT, 60, 6)),
         resources: spec_role.resources.clone(),
-        security_context: Some(SecurityContext {
-            allow_privilege_escalation: Some(false),
-            run_as_non_root: Some(true),
-            capabilities: Some(Capabilities {
-                drop: Some(vec!["ALL".into()]),
-                ..Default::default()
-            }),
-            ..Default::default()
-        }),
+        security_context: Some(restricted()),
         ..Default::default()
     };
     let template = PodTemplateSpec {
