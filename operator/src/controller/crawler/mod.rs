@@ -171,7 +171,7 @@ async fn apply_crawler(crawler: &Crawler, cctx: &CrawlerContext) -> Result<Actio
                 message.push_str(&format!("; {listening}"));
                 ready = Ok((reason, message));
             }
-            Err(why) => ready = Err(Refusal::new("EventsUnavailable", why)),
+            Err(refusal) => ready = Err(refusal),
         }
     }
     let action = on_demand(crawler, &lake, &runs, cctx, &mut status).await?;
@@ -354,39 +354,40 @@ async fn finish(
 }
 
 /// Route the crawler's target buckets' notifications to this operator and keep its batcher
-/// running. `Ok(Ok(text))` says what it crawls; `Ok(Err(text))` why it cannot.
+/// running. `Ok(Ok(text))` says what it crawls; a refusal (`EventsUnavailable`) why it cannot.
 async fn listen(
     crawler: &Crawler,
     lake: &DataLake,
     batching: &lakeform_api::crawler::EventBatching,
     cctx: &CrawlerContext,
-) -> Result<Result<String, String>, Error> {
+) -> Result<Result<String, Refusal>, Error> {
+    let unavailable = |why: String| Ok(Err(Refusal::new("EventsUnavailable", why)));
     let Some(target) = &cctx.events_target else {
         cctx.events.stop(&key(crawler));
-        return Ok(Err(
+        return unavailable(
             "runOnEvents needs the operator's event receiver (lakeform run --events-address); \
              none is configured"
                 .into(),
-        ));
+        );
     };
     let conn = match s3_connection(lake, &cctx.base.client).await? {
         Ok(c) => c,
         Err(refusal) => {
             cctx.events.stop(&key(crawler));
             let why = refusal.message;
-            return Ok(Err(format!("cannot route bucket notifications: {why}")));
+            return unavailable(format!("cannot route bucket notifications: {why}"));
         }
     };
     let sources = match sources(crawler, lake) {
         Ok(sources) => sources,
-        Err(why) => return Ok(Err(why)),
+        Err(why) => return unavailable(why),
     };
     let owner = notifications::Owner::Crawler(crawler.clone());
     if let Err(e) = notifications::route(&owner, &conn, &sources, target).await {
         cctx.events.stop(&key(crawler));
-        return Ok(Err(format!(
+        return unavailable(format!(
             "cannot route bucket notifications to the operator: {e}"
-        )));
+        ));
     }
     let described: Vec<String> = sources
         .iter()

@@ -9,7 +9,7 @@ use lakeform_api::datalake::{CatalogSpec, DataLake, DeletionPolicy};
 
 use super::super::context::Context;
 use super::super::error::{Error, Refusal, namespace};
-use super::super::lake::secret;
+use super::super::lake::{secret, secret_value};
 use super::super::metrics::WriteLabels;
 use super::outcome::{RETRY, Stop};
 use super::status::StatusBuilder;
@@ -52,39 +52,41 @@ pub fn desired_properties(
         .collect()
 }
 
+/// The external catalog's OAuth2 client credentials, if it has any; refused (reason
+/// `SecretNotFound`, as the catalog condition always said) when the Secret or a key is missing.
 async fn oauth(
     lake: &DataLake,
     ctx: &Context,
     catalog: &CatalogSpec,
-) -> Result<Result<Option<OAuth2>, String>, Error> {
+) -> Result<Result<Option<OAuth2>, Refusal>, Error> {
     let Some(o) = catalog.external.as_ref().and_then(|e| e.oauth2.as_ref()) else {
         return Ok(Ok(None));
     };
     let ns = namespace(lake)?;
     let Some(secret) = secret(&ctx.client, &ns, &o.secret_name).await? else {
-        return Ok(Err(format!(
+        let message = format!(
             "Secret {ns}/{} with the catalog's OAuth2 credentials does not exist",
             o.secret_name
-        )));
+        );
+        return Ok(Err(Refusal::new("SecretNotFound", message)));
     };
-    let value = |k: &str| {
-        secret
-            .data
-            .as_ref()
-            .and_then(|d| d.get(k))
-            .and_then(|v| String::from_utf8(v.0.clone()).ok())
-    };
-    match (value("clientId"), value("clientSecret")) {
+    match (
+        secret_value(&secret, "clientId"),
+        secret_value(&secret, "clientSecret"),
+    ) {
         (Some(client_id), Some(client_secret)) => Ok(Ok(Some(OAuth2 {
             client_id,
             client_secret,
             token_uri: o.token_uri.clone(),
             scope: o.scope.clone(),
         }))),
-        _ => Ok(Err(format!(
-            "Secret {ns}/{} needs keys clientId and clientSecret",
-            o.secret_name
-        ))),
+        _ => {
+            let message = format!(
+                "Secret {ns}/{} needs keys clientId and clientSecret",
+                o.secret_name
+            );
+            Ok(Err(Refusal::new("SecretNotFound", message)))
+        }
     }
 }
 
@@ -119,7 +121,7 @@ async fn connect(
     };
     let oauth = match oauth(lake, ctx, catalog).await? {
         Ok(o) => o,
-        Err(message) => return Ok(Err(connect_refused("SecretNotFound", message))),
+        Err(refusal) => return Ok(Err(connect_refused(refusal.reason, refusal.message))),
     };
     Ok(
         Catalog::connect(&ext.uri, ext.warehouse.as_deref(), oauth.as_ref())
