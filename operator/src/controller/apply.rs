@@ -48,6 +48,15 @@ pub enum ApplyError {
     },
 }
 
+/// Parameters of the merge patches the operator sends besides server-side apply (annotations,
+/// owner references, a suspended CronJob): the one field manager, so every write is ours.
+pub fn merge_params() -> PatchParams {
+    PatchParams {
+        field_manager: Some(FIELD_MANAGER.into()),
+        ..Default::default()
+    }
+}
+
 /// Apply `obj` (namespaced) unless the live object already carries the same hash.
 /// Returns whether a write was sent.
 pub async fn apply<K>(client: &kube::Client, mut obj: K) -> Result<bool, ApplyError>

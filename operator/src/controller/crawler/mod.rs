@@ -14,13 +14,13 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use k8s_openapi::api::batch::v1::{CronJob, Job};
-use kube::api::{ListParams, Patch, PatchParams};
+use kube::api::{ListParams, Patch};
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::events::EventType;
 use kube::runtime::reflector::{ObjectRef, Store};
 use kube::runtime::watcher;
 use kube::{Api, Resource, ResourceExt};
-use lakeform_api::common::{CONDITION_READY, FIELD_MANAGER, find_condition};
+use lakeform_api::common::{CONDITION_READY, find_condition};
 use lakeform_api::crawler::Crawler;
 use lakeform_api::datalake::DataLake;
 use lakeform_api::validate::validate_crawler;
@@ -32,6 +32,7 @@ use super::error::{KubeResultExt, Refusal, namespace};
 use super::jobs;
 use super::lake::s3_connection;
 use super::notifications;
+use crate::controller::apply::merge_params;
 use crate::desired::crawler as build;
 use crate::desired::set::{DesiredSet, Ownership};
 use runs::{OnDemand, Runs};
@@ -114,10 +115,7 @@ async fn suspend_cronjob(crawler: &Crawler, ctx: &Context) -> Result<(), Error> 
         "metadata": {"annotations": {HASH_ANNOTATION: null}},
         "spec": {"suspend": true},
     });
-    let params = PatchParams {
-        field_manager: Some(FIELD_MANAGER.into()),
-        ..Default::default()
-    };
+    let params = merge_params();
     api.patch(&name, &params, &Patch::Merge(&patch)).await?;
     Ok(())
 }

@@ -6,10 +6,9 @@ use std::collections::BTreeMap;
 
 use k8s_openapi::api::batch::v1::Job;
 
-use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams};
+use kube::api::{DeleteParams, ListParams, Patch, PostParams};
 use kube::runtime::events::EventType;
 use kube::{Api, ResourceExt};
-use lakeform_api::common::FIELD_MANAGER;
 use lakeform_api::crawler::Crawler;
 use lakeform_api::datalake::DataLake;
 use serde_json::json;
@@ -17,6 +16,7 @@ use serde_json::json;
 use super::super::context::Context;
 use super::super::error::{Error, namespace};
 use super::super::jobs::{JobState, job_event, job_state};
+use crate::controller::apply::merge_params;
 use crate::desired::crawler::{
     HISTORY_LIMIT, LABEL_CRAWLER, LABEL_TRIGGER, RUN_ANNOTATION, TRIGGER_EVENTS, belongs_to,
     label_value, run_job, run_job_name,
@@ -73,14 +73,7 @@ impl Runs {
             // mark first: a failed publish loses one event rather than repeating it forever
             let patch = json!({"metadata": {"annotations": {FAILURE_REPORTED: "true"}}});
             match api
-                .patch(
-                    &name,
-                    &PatchParams {
-                        field_manager: Some(FIELD_MANAGER.into()),
-                        ..Default::default()
-                    },
-                    &Patch::Merge(&patch),
-                )
+                .patch(&name, &merge_params(), &Patch::Merge(&patch))
                 .await
             {
                 Ok(_) => {}

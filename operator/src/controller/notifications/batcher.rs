@@ -7,16 +7,16 @@ use std::sync::Arc;
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::ConfigMap;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
-use kube::api::{ListParams, Patch, PatchParams, PostParams};
+use kube::api::{ListParams, Patch, PostParams};
 use kube::runtime::events::EventType;
 use kube::{Api, Resource, ResourceExt};
-use lakeform_api::common::FIELD_MANAGER;
 use lakeform_api::crawler::Crawler;
 use lakeform_api::workflow::Workflow;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
 use super::{ALIVE_CHECK, BUSY_RECHECK, MAX_BATCH_BYTES, Owner, Plan};
+use crate::controller::apply::merge_params;
 use crate::controller::context::Context;
 use crate::controller::jobs::{JobState, job_event, job_state};
 use crate::desired::crawler::{
@@ -172,10 +172,7 @@ async fn request_run(
         Err(kube::Error::Api(s)) if s.code == 409 => {}
         Err(e) => return Err(e),
     }
-    let params = PatchParams {
-        field_manager: Some(FIELD_MANAGER.into()),
-        ..Default::default()
-    };
+    let params = merge_params();
     let patch = serde_json::json!({"metadata": {"annotations": {
         workflow_events::BATCH_ANNOTATION: workflow_events::batch_value(trigger, &token)
     }}});
@@ -233,10 +230,7 @@ async fn start_crawl(
             ..owner
         };
         let patch = serde_json::json!({"metadata": {"ownerReferences": [owner]}});
-        let params = PatchParams {
-            field_manager: Some(FIELD_MANAGER.into()),
-            ..Default::default()
-        };
+        let params = merge_params();
         config_maps
             .patch(
                 &events_keys_name(crawler, &token),

@@ -8,13 +8,14 @@ use std::time::Duration;
 use k8s_openapi::api::core::v1::{ConfigMap, Secret};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::Api;
-use kube::api::{Patch, PatchParams};
+use kube::api::Patch;
 use lakeform_api::workflow::Workflow;
 use serde_json::json;
 
 use super::super::apply::apply;
 use super::super::context::Context;
 use super::super::error::{Error, KubeResultExt, Refusal, namespace};
+use crate::controller::apply::merge_params;
 use crate::desired::spark;
 use crate::desired::workflow_access as build;
 
@@ -132,7 +133,7 @@ pub async fn ensure(wf: &Workflow, ctx: &Context) -> Result<Option<String>, Erro
     let name = build::bookmarks_name(wf);
     api.patch(
         &name,
-        &PatchParams::default(),
+        &merge_params(),
         &Patch::Merge(&json!({ "data": null })),
     )
     .await

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::ConfigMap;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
-use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams};
+use kube::api::{DeleteParams, ListParams, Patch, PostParams};
 use kube::runtime::events::EventType;
 use kube::{Api, Resource, ResourceExt};
 use lakeform_api::workflow::Workflow;
@@ -17,6 +17,7 @@ use super::super::context::Context;
 use super::super::error::{Error, KubeResultExt, namespace};
 use super::status::Status;
 use super::triggers::{self, Admission, Cause, Plan, Start};
+use crate::controller::apply::merge_params;
 use crate::desired::workflow::{self as build, CANCEL_ANNOTATION, LABEL_WORKFLOW};
 use crate::desired::workflow_events;
 
@@ -123,7 +124,7 @@ async fn start_one(
                 let patch = json!({"metadata": {"annotations": {
                     CANCEL_ANNOTATION: format!("replaced by run {name}")
                 }}});
-                api.patch(old, &PatchParams::default(), &Patch::Merge(&patch))
+                api.patch(old, &merge_params(), &Patch::Merge(&patch))
                     .await
                     .during(|| format!("cancelling WorkflowRun {old} (replaced by {name})"))?;
             }
@@ -162,7 +163,7 @@ async fn hand_over_keys(wf: &Workflow, name: &str, ctx: &Context) -> Result<(), 
     };
     let patch = json!({"metadata": {"ownerReferences": [owner]}});
     match Api::<ConfigMap>::namespaced(ctx.client.clone(), &ns)
-        .patch(name, &PatchParams::default(), &Patch::Merge(&patch))
+        .patch(name, &merge_params(), &Patch::Merge(&patch))
         .await
     {
         Ok(_) => Ok(()),

@@ -18,12 +18,11 @@ use std::time::Duration;
 use futures::StreamExt;
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
-use kube::api::{DeleteParams, DynamicObject, ListParams, Patch, PatchParams, PostParams};
+use kube::api::{DeleteParams, DynamicObject, ListParams, Patch, PostParams};
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::events::EventType;
 use kube::runtime::watcher;
 use kube::{Api, Resource, ResourceExt};
-use lakeform_api::common::FIELD_MANAGER;
 use lakeform_api::datalake::DataLake;
 use lakeform_api::workflow::{Step, Workflow};
 use lakeform_api::workflow_run::{Phase, StepStatus, WorkflowRun, WorkflowRunStatus};
@@ -33,6 +32,7 @@ use super::context::Context;
 pub use super::error::Error;
 use super::error::{KubeResultExt, Refusal, Retry, namespace};
 use super::jobs::{JobState, job_state};
+use crate::controller::apply::merge_params;
 use crate::desired::spark::{self, SparkState};
 use crate::desired::workflow::{
     CANCEL_ANNOTATION, LABEL_RUN, LABEL_WORKFLOW, label_value, step_job, step_job_name,
@@ -124,14 +124,7 @@ async fn adopt(run: &WorkflowRun, wf: &Workflow, ctx: &Context) -> Result<(), Er
     }});
     let name = run.name_any();
     Api::<WorkflowRun>::namespaced(ctx.client.clone(), &namespace(run)?)
-        .patch(
-            &name,
-            &PatchParams {
-                field_manager: Some(FIELD_MANAGER.into()),
-                ..Default::default()
-            },
-            &Patch::Merge(&patch),
-        )
+        .patch(&name, &merge_params(), &Patch::Merge(&patch))
         .await
         .during(|| {
             format!(
