@@ -14,7 +14,9 @@ use lakeform_e2e::TestContext;
 use lakeform_e2e::catalog_server::CatalogServer;
 use lakeform_e2e::operator::Operator;
 
-use crate::storage::common::{apply, delete_lake, events, secret, wait_condition, wait_ready};
+use crate::storage::common::{
+    apply, delete_lake, events, secret, wait_condition, wait_event, wait_ready,
+};
 
 type Namespaces = BTreeMap<String, BTreeMap<String, String>>;
 
@@ -147,12 +149,7 @@ async fn external_catalog_namespaces_outage_and_secrets() -> Result<()> {
         crate::storage::common::condition(&down, "Ready").map(|c| c.1)
             == Some("CatalogUnreachable".into())
     );
-    let evs = events(&ctx, &lake).await?;
-    ensure!(
-        evs.iter()
-            .any(|(t, r, _)| t == "Warning" && r == "CatalogUnreachable"),
-        "{evs:?}"
-    );
+    let evs = wait_event(&ctx, &lake, "Warning", "CatalogUnreachable").await?;
     server.restart().await?;
     wait_ready(&ctx, &lake).await?;
     op_alive(&op)?;

@@ -11,7 +11,7 @@ use lakeform_e2e::TestContext;
 use serde_json::json;
 
 use super::common::{Needs, crawler_yaml, cronjob_exists, lake_yaml, staged, wait_ready_is};
-use crate::storage::common::{apply, events, eventually, secret, wait_ready};
+use crate::storage::common::{apply, eventually, secret, wait_event, wait_ready};
 
 /// A schedule that does not fire during a test.
 const NIGHTLY: &str = "  schedule: {cron: '0 3 * * *'}\n";
@@ -91,19 +91,9 @@ async fn scenario(ctx: &TestContext, catalog: &str, lake_name: &str, database: &
     wait_ready_is(ctx, "bad-cron", "False", "InvalidSpec").await?;
     for c in ["bad-cron", "bad-zone"] {
         ensure!(!cronjob_exists(ctx, c).await?, "{c} has a CronJob");
-        let evs = events(ctx, c).await?;
-        ensure!(
-            evs.iter()
-                .any(|(t, r, _)| t == "Warning" && r == "InvalidSpec"),
-            "{c}: no InvalidSpec Warning event: {evs:?}"
-        );
+        let evs = wait_event(ctx, c, "Warning", "InvalidSpec").await?;
     }
-    let evs = events(ctx, "no-lake").await?;
-    ensure!(
-        evs.iter()
-            .any(|(t, r, _)| t == "Warning" && r == "LakeNotFound"),
-        "{evs:?}"
-    );
+    let evs = wait_event(ctx, "no-lake", "Warning", "LakeNotFound").await?;
 
     // fixing the specs brings the CronJobs
     patch_spec(ctx, "bad-cron", json!({"schedule": {"cron": "0 3 * * *"}})).await?;

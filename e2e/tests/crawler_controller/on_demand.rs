@@ -13,7 +13,7 @@ use super::common::{
     Needs, annotate, command, condition, crawler_jobs, crawler_yaml, cronjob_exists, csv,
     ready_lake, staged, wait_ready_is,
 };
-use crate::storage::common::{apply, events, eventually};
+use crate::storage::common::{apply, eventually, wait_events};
 
 const RUN: Duration = Duration::from_secs(120);
 
@@ -204,7 +204,15 @@ async fn scenario(ctx: &TestContext, catalog: &str, lake_name: &str, database: &
             .is_some_and(|(s, _)| s == "False")
     })
     .await?;
-    let evs = events(ctx, "orders").await?;
+    let crawl_started = |evs: &[(String, String, String)]| {
+        evs.iter()
+            .filter(|(t, r, _)| t == "Normal" && r == "CrawlStarted")
+            .count()
+    };
+    let evs = wait_events(ctx, "orders", "two CrawlStarted events", |evs| {
+        crawl_started(evs) >= 2
+    })
+    .await?;
     let started: Vec<&String> = evs
         .iter()
         .filter(|(t, r, _)| t == "Normal" && r == "CrawlStarted")

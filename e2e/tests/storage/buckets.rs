@@ -138,12 +138,7 @@ async fn external_storage_zones_become_buckets_and_converge() -> Result<()> {
             == 1.0,
         "quota set once"
     );
-    let evs = events(&ctx, &lake).await?;
-    ensure!(
-        evs.iter()
-            .any(|(t, r, _)| t == "Normal" && r == "BucketCreated"),
-        "events: {evs:?}"
-    );
+    let evs = wait_event(&ctx, &lake, "Normal", "BucketCreated").await?;
 
     // A quiet resync writes nothing: several resync periods pass without storage writes or
     // status changes.

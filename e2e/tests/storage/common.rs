@@ -100,6 +100,44 @@ pub async fn events(ctx: &TestContext, name: &str) -> Result<Vec<(String, String
         .collect())
 }
 
+/// Events about `name` once `ok` holds for them, at most 30 s. A controller writes its status
+/// before it records the event that explains it, so a test that saw the status waits here
+/// rather than reading the events once.
+pub async fn wait_events<F>(
+    ctx: &TestContext,
+    name: &str,
+    what: &str,
+    ok: F,
+) -> Result<Vec<(String, String, String)>>
+where
+    F: Fn(&[(String, String, String)]) -> bool,
+{
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let evs = events(ctx, name).await?;
+        if ok(&evs) {
+            return Ok(evs);
+        }
+        if tokio::time::Instant::now() >= deadline {
+            anyhow::bail!("timed out after 30s waiting for {what} about {name}: {evs:?}");
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+/// Wait for an event of `type_` and `reason` about `name`; the events so far.
+pub async fn wait_event(
+    ctx: &TestContext,
+    name: &str,
+    type_: &str,
+    reason: &str,
+) -> Result<Vec<(String, String, String)>> {
+    wait_events(ctx, name, &format!("a {type_} {reason} event"), |evs| {
+        evs.iter().any(|(t, r, _)| t == type_ && r == reason)
+    })
+    .await
+}
+
 /// Does the bucket exist in MinIO?
 pub async fn bucket_exists(s3: &aws_sdk_s3::Client, bucket: &str) -> bool {
     s3.head_bucket().bucket(bucket).send().await.is_ok()

@@ -30,12 +30,7 @@ async fn wrong_credentials_then_fixed_secret() -> Result<()> {
     .await?;
     let l = wait_condition(&ctx, &lake, "StorageReady", "False", "AccessDenied").await?;
     ensure!(condition(&l, "Ready").map(|c| c.1) == Some("AccessDenied".into()));
-    let evs = events(&ctx, &lake).await?;
-    ensure!(
-        evs.iter()
-            .any(|(t, r, _)| t == "Warning" && r == "AccessDenied"),
-        "events: {evs:?}"
-    );
+    let evs = wait_event(&ctx, &lake, "Warning", "AccessDenied").await?;
     // Retries happen (with backoff) while it stays broken.
     tokio::time::sleep(std::time::Duration::from_secs(4)).await;
     let failed = op
@@ -77,12 +72,7 @@ async fn unreachable_endpoint_then_fixed() -> Result<()> {
     )
     .await?;
     wait_condition(&ctx, &lake, "StorageReady", "False", "EndpointUnreachable").await?;
-    let evs = events(&ctx, &lake).await?;
-    ensure!(
-        evs.iter()
-            .any(|(t, r, _)| t == "Warning" && r == "EndpointUnreachable"),
-        "events: {evs:?}"
-    );
+    let evs = wait_event(&ctx, &lake, "Warning", "EndpointUnreachable").await?;
     // With Retain, a lake whose storage is unreachable can still be deleted.
     delete_lake(&ctx, &lake).await?;
 

@@ -12,7 +12,7 @@ use crate::controlplane::common::only_pod;
 use crate::crawler_controller::common::{
     Needs, command, crawler_yaml, csv, pyiceberg_rows, ready_lake, staged, wait_ready_is,
 };
-use crate::storage::common::{apply, events};
+use crate::storage::common::{apply, wait_events};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dag_run_passes_identity_and_parameters_and_crawls() -> Result<()> {
@@ -151,16 +151,16 @@ spec:
         wf.status.is_some_and(|s| s.active_runs.is_empty()),
         "no run active any more"
     );
-    let evs = events(ctx, "etl-1").await?;
-    let reasons: Vec<&str> = evs.iter().map(|(_, r, _)| r.as_str()).collect();
-    for want in [
+    let wanted = [
         "StepStarted",
         "StepSucceeded",
         "StepSkipped",
         "RunSucceeded",
-    ] {
-        ensure!(reasons.contains(&want), "no {want} event: {evs:?}");
-    }
+    ];
+    wait_events(ctx, "etl-1", &format!("events {wanted:?}"), |evs| {
+        wanted.iter().all(|w| evs.iter().any(|(_, r, _)| r == w))
+    })
+    .await?;
 
     // on demand through the CLI: one run per token; `workflow runs` shows the DAG
     let kubeconfig = ctx.env.kubeconfig.to_string_lossy().to_string();

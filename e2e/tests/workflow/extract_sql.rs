@@ -19,7 +19,7 @@ use crate::controlplane::common::only_pod;
 use crate::crawler_controller::common::{
     Needs, crawler_yaml, csv, ready_lake, staged, wait_ready_is,
 };
-use crate::storage::common::{apply, events};
+use crate::storage::common::{apply, wait_event};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn extract_join_crawl_dag_with_bookmarks() -> Result<()> {
@@ -236,12 +236,7 @@ spec:
             && message.contains("source-db"),
         "{message}"
     );
-    let evs = events(ctx, "etl").await?;
-    ensure!(
-        evs.iter()
-            .any(|(t, r, _)| t == "Warning" && r == "SecretNotFound"),
-        "{evs:?}"
-    );
+    let evs = wait_event(ctx, "etl", "Warning", "SecretNotFound").await?;
     apply(
         ctx,
         &format!(

@@ -12,7 +12,7 @@ use lakeform_e2e::{TestContext, wait_for};
 
 use super::common::{lakeform_step, wait_finished, wait_ready_reason};
 use crate::crawler_controller::common::{Needs, ready_lake, staged};
-use crate::storage::common::{apply, events};
+use crate::storage::common::{apply, wait_events};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn forbid_skips_fires_while_a_run_is_active() -> Result<()> {
@@ -110,12 +110,15 @@ spec:
         .map(|t| t.0.as_second())
         .unwrap_or_default();
     ensure!(next > boundary, "the schedule moved past the skipped fire");
-    let skipped: Vec<String> = events(ctx, "slow")
-        .await?
-        .into_iter()
-        .filter(|(_, r, _)| r == "RunSkipped")
-        .map(|(_, _, m)| m)
-        .collect();
+    let reported = |m: &str| m.contains("concurrencyPolicy Forbid") && m.contains(&first);
+    let skipped: Vec<String> = wait_events(ctx, "slow", "a RunSkipped event", |evs| {
+        evs.iter().any(|(_, r, m)| r == "RunSkipped" && reported(m))
+    })
+    .await?
+    .into_iter()
+    .filter(|(_, r, _)| r == "RunSkipped")
+    .map(|(_, _, m)| m)
+    .collect();
     ensure!(
         skipped
             .iter()

@@ -15,7 +15,7 @@ use lakeform_e2e::TestContext;
 
 use super::common::{run_yaml, step, wait_finished, wait_ready_reason};
 use crate::crawler_controller::common::{Needs, ready_lake, staged};
-use crate::storage::common::{apply, events};
+use crate::storage::common::{apply, wait_event};
 
 const CRD: &str = "sparkapplications.sparkoperator.k8s.io";
 
@@ -106,12 +106,7 @@ spec:
         message.contains("spec.steps[0] (fit)") && message.contains(CRD),
         "{message}"
     );
-    let evs = events(ctx, "train").await?;
-    ensure!(
-        evs.iter()
-            .any(|(t, r, _)| t == "Warning" && r == "SparkOperatorMissing"),
-        "{evs:?}"
-    );
+    let evs = wait_event(ctx, "train", "Warning", "SparkOperatorMissing").await?;
 
     // the operator gets installed: the workflow recovers by itself
     crds.create(&PostParams::default(), &spark_crd()?).await?;
