@@ -218,7 +218,10 @@ pub struct ExtractStep {
     /// The source database.
     pub source: ExtractSource,
     /// Tables to copy, as `database/schema/table` patterns where `%` matches any characters
-    /// (Lake Formation style), e.g. `shop/public/%`.
+    /// (Lake Formation style), e.g. `shop/public/%`. MySQL has no schemas inside a database:
+    /// there the database and the schema are both the MySQL database (schema), so
+    /// `shop/shop/%` is every table of database `shop`, and `%/%/orders` the `orders` table of
+    /// every database the user can read (system databases excluded).
     #[schemars(length(min = 1, max = 64))]
     pub tables: Vec<String>,
     /// Patterns of tables to leave out.
@@ -228,7 +231,7 @@ pub struct ExtractStep {
     /// `Snapshot` copies everything each run; `Incremental` copies rows past a bookmark.
     #[serde(default)]
     pub mode: ExtractMode,
-    /// Bookmark column per table for `Incremental`. A table without one is compared with a full
+    /// Bookmark key per table for `Incremental`. A table without one is compared with a full
     /// snapshot diff on its primary key.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(length(max = 64))]
@@ -248,7 +251,8 @@ pub struct ExtractStep {
 pub struct ExtractSource {
     /// Database engine.
     pub engine: SourceEngine,
-    /// Secret key holding the connection URL (`postgresql://user:pass@host:5432/db`).
+    /// Secret key holding the connection URL: `postgresql://user:pass@host:5432/db` for
+    /// `Postgres`, `mysql://user:pass@host:3306/db` for `Mysql`.
     pub connection_secret_ref: SecretKeyRef,
 }
 
@@ -272,16 +276,52 @@ pub enum ExtractMode {
     Incremental,
 }
 
-/// Bookmark column of one table.
-#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+/// Bookmark of one table: the column (or columns) whose values say which rows were loaded
+/// (Glue's `jobBookmarkKeys` and `jobBookmarkKeysSortOrder`).
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
 #[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("has(self.column) != has(self.columns)")
+    .message("a bookmark names either column or columns, exactly one of them"))]
 pub struct Bookmark {
-    /// Table, as `schema.table`.
+    /// Table, as `schema.table` (for MySQL, the schema is the database).
     #[schemars(length(min = 1, max = 255))]
     pub table: String,
-    /// Monotonic column (an increasing id or an update timestamp).
+    /// Monotonic column (an increasing id or an update timestamp). Either this or `columns`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(min = 1, max = 255))]
-    pub column: String,
+    pub column: Option<String>,
+    /// Compound bookmark key: the columns' values are compared as a tuple, lexicographically
+    /// (the first column first, the next breaking ties), e.g. `[batch_date, line]`. Either this
+    /// or `column`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(min = 1, max = 8))]
+    pub columns: Vec<String>,
+    /// Which way the key grows. `Ascending` (default): the bookmark is the largest key loaded
+    /// and each run loads the rows above it. `Descending`: the bookmark is the smallest key
+    /// loaded and each run loads the rows below it (a key that counts down). Rows whose key
+    /// holds a NULL are never loaded incrementally.
+    #[serde(default)]
+    pub order: BookmarkOrder,
+}
+
+impl Bookmark {
+    /// The bookmark's key columns: `[column]` or `columns`.
+    pub fn key_columns(&self) -> Vec<String> {
+        match &self.column {
+            Some(c) => vec![c.clone()],
+            None => self.columns.clone(),
+        }
+    }
+}
+
+/// Which way a bookmark key grows.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]
+pub enum BookmarkOrder {
+    /// New rows have larger keys: the bookmark is the largest key loaded.
+    #[default]
+    Ascending,
+    /// New rows have smaller keys: the bookmark is the smallest key loaded.
+    Descending,
 }
 
 /// A user container step.

@@ -31,13 +31,16 @@ pub enum StepError {
     /// Data does not fit the target table.
     #[error("table {table}: {message}")]
     Data { table: String, message: String },
-    /// The source database refused or failed.
+    /// The source database (PostgreSQL, MySQL) refused or failed.
     #[error("source database: {context}: {source}")]
     Source {
         context: String,
         #[source]
-        source: tokio_postgres::Error,
+        source: Box<dyn std::error::Error + Send + Sync>,
     },
+    /// The source database did not answer in time.
+    #[error("source database: {context}: no answer within {seconds}s")]
+    SourceTimeout { context: String, seconds: u64 },
     /// A source column has a value the lake cannot hold.
     #[error("source table {table}: {message}")]
     SourceData { table: String, message: String },
@@ -77,9 +80,15 @@ impl StepError {
         }
     }
 
-    /// Maps a PostgreSQL error with what was being done.
-    pub fn source(context: impl Into<String>) -> impl FnOnce(tokio_postgres::Error) -> StepError {
+    /// Maps a source database error (PostgreSQL, MySQL) with what was being done.
+    pub fn source<E>(context: impl Into<String>) -> impl FnOnce(E) -> StepError
+    where
+        E: std::error::Error + Send + Sync + 'static,
+    {
         let context = context.into();
-        move |source| StepError::Source { context, source }
+        move |source| StepError::Source {
+            context,
+            source: Box::new(source),
+        }
     }
 }

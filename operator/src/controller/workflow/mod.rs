@@ -51,14 +51,6 @@ fn unsupported(wf: &Workflow) -> Vec<String> {
         out.push("spec.blueprintRef: blueprint expansion".to_string());
     }
     for (i, s) in wf.spec.steps.iter().enumerate() {
-        if let Some(x) = &s.extract
-            && x.source.engine != lakeform_api::workflow::SourceEngine::Postgres
-        {
-            out.push(format!(
-                "spec.steps[{i}] ({}).extract.source.engine: {:?} sources (Postgres is supported)",
-                s.name, x.source.engine
-            ));
-        }
         if !build::supported(s) {
             out.push(format!(
                 "spec.steps[{i}] ({}): {} steps",

@@ -1,11 +1,14 @@
-//! Bookmarks of incremental extracts: per table, the bookmark column and the last value
-//! loaded, kept in a ConfigMap owned by the Workflow (the operator creates and resets it; the
-//! step reads it and records new values after each successful commit).
+//! Bookmarks of incremental extracts: per table, the bookmark key (one column or several,
+//! and its order) and the last key loaded, kept in a ConfigMap owned by the Workflow (the
+//! operator creates and resets it; the step reads it and records new values after each
+//! successful commit). A single ascending column is written as `{"column", "value"}`, the form
+//! earlier versions wrote and read; any other key as `{"columns", "values", "order"}`.
 
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::api::{Api, Patch, PatchParams};
+use lakeform_api::workflow::BookmarkOrder;
 use serde::{Deserialize, Serialize};
 
 use crate::step::error::StepError;
@@ -13,11 +16,61 @@ use crate::step::error::StepError;
 /// Field manager of the step's writes to the ConfigMap.
 const MANAGER: &str = "lakeform-step";
 
-/// One bookmark: the column and the last value loaded (PostgreSQL text form).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// One bookmark: the key columns, their order and the last key loaded (each value in the
+/// source's text form).
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Mark {
-    pub column: String,
-    pub value: String,
+    pub columns: Vec<String>,
+    pub order: BookmarkOrder,
+    pub values: Vec<String>,
+}
+
+/// A [`Mark`] as the ConfigMap holds it.
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct Stored {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    column: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    value: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    columns: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    values: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    order: Option<BookmarkOrder>,
+}
+
+impl Mark {
+    fn store(&self) -> Stored {
+        match (self.columns.as_slice(), self.values.as_slice(), self.order) {
+            ([c], [v], BookmarkOrder::Ascending) => Stored {
+                column: Some(c.clone()),
+                value: Some(v.clone()),
+                ..Default::default()
+            },
+            _ => Stored {
+                columns: self.columns.clone(),
+                values: self.values.clone(),
+                order: Some(self.order),
+                ..Default::default()
+            },
+        }
+    }
+
+    fn from_stored(s: Stored) -> Mark {
+        match (s.column, s.value) {
+            (Some(c), Some(v)) => Mark {
+                columns: vec![c],
+                order: s.order.unwrap_or_default(),
+                values: vec![v],
+            },
+            _ => Mark {
+                columns: s.columns,
+                order: s.order.unwrap_or_default(),
+                values: s.values,
+            },
+        }
+    }
 }
 
 /// ConfigMap key of a table's bookmark in a step: `<step>.<schema>.<table>` with characters
@@ -70,20 +123,22 @@ impl Bookmarks {
         }
     }
 
-    /// The last value for `key`, if it was taken on `column` (a changed column starts over).
-    pub fn get(&self, key: &str, column: &str) -> Option<String> {
-        let mark: Mark = serde_json::from_str(self.data.get(key)?).ok()?;
-        if mark.column == column {
-            Some(mark.value)
+    /// The last key loaded for `key`, if it was taken on `columns` in `order` (another key
+    /// starts over).
+    pub fn get(&self, key: &str, columns: &[String], order: BookmarkOrder) -> Option<Vec<String>> {
+        let stored: Stored = serde_json::from_str(self.data.get(key)?).ok()?;
+        let mark = Mark::from_stored(stored);
+        if mark.columns == columns && mark.order == order && mark.values.len() == columns.len() {
+            Some(mark.values)
         } else {
-            tracing::warn!(key, old = %mark.column, new = column, "bookmark column changed: loading from the start");
+            tracing::warn!(key, old = ?mark.columns, new = ?columns, "bookmark key or order changed: loading from the start");
             None
         }
     }
 
     /// Records a new value.
-    pub async fn set(&mut self, key: &str, mark: Mark) -> Result<(), StepError> {
-        let text = serde_json::to_string(&mark)?;
+    pub async fn set(&mut self, key: &str, mark: &Mark) -> Result<(), StepError> {
+        let text = serde_json::to_string(&mark.store())?;
         self.data.insert(key.to_string(), text.clone());
         if let Some(api) = &self.api {
             let patch = serde_json::json!({ "data": { key: text } });
@@ -112,19 +167,46 @@ mod tests {
         assert_eq!(key("load", "Sales Data", "é"), "load.Sales_Data._");
     }
 
+    fn id() -> Vec<String> {
+        vec!["id".to_string()]
+    }
+
     #[test]
-    fn a_bookmark_on_another_column_is_not_used() {
+    fn a_bookmark_on_another_key_is_not_used() {
         let mut b = Bookmarks::in_memory();
-        b.data.insert(
-            "s.public.t".into(),
-            serde_json::to_string(&Mark {
-                column: "id".into(),
-                value: "7".into(),
-            })
-            .expect("json"),
+        // the form earlier versions wrote
+        b.data
+            .insert("s.public.t".into(), r#"{"column":"id","value":"7"}"#.into());
+        let asc = BookmarkOrder::Ascending;
+        assert_eq!(b.get("s.public.t", &id(), asc), Some(vec!["7".to_string()]));
+        assert_eq!(b.get("s.public.t", &["updated_at".to_string()], asc), None);
+        assert_eq!(b.get("s.public.t", &id(), BookmarkOrder::Descending), None);
+        assert_eq!(b.get("s.public.other", &id(), asc), None);
+    }
+
+    #[tokio::test]
+    async fn compound_and_descending_marks_round_trip() {
+        let mut b = Bookmarks::in_memory();
+        let single = Mark {
+            columns: id(),
+            order: BookmarkOrder::Ascending,
+            values: vec!["9".into()],
+        };
+        b.set("s.a", &single).await.expect("set");
+        assert_eq!(b.data["s.a"], r#"{"column":"id","value":"9"}"#);
+        let compound = Mark {
+            columns: vec!["day".into(), "line".into()],
+            order: BookmarkOrder::Descending,
+            values: vec!["2024-01-02".into(), "3".into()],
+        };
+        b.set("s.b", &compound).await.expect("set");
+        assert_eq!(
+            b.get("s.b", &compound.columns, BookmarkOrder::Descending),
+            Some(compound.values.clone())
         );
-        assert_eq!(b.get("s.public.t", "id").as_deref(), Some("7"));
-        assert_eq!(b.get("s.public.t", "updated_at"), None);
-        assert_eq!(b.get("s.public.other", "id"), None);
+        assert_eq!(
+            b.get("s.b", &compound.columns[..1], BookmarkOrder::Descending),
+            None
+        );
     }
 }

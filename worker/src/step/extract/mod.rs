@@ -1,18 +1,23 @@
-//! `extract` steps: PostgreSQL tables copied into the lake. `Snapshot` replaces each table's
-//! contents; `Incremental` loads rows past a bookmark (merged on the primary key when there is
-//! one, appended otherwise) or, for a table without a bookmark column, compares a full snapshot
-//! with the table and rewrites it only when something changed.
+//! `extract` steps: PostgreSQL, MySQL and MariaDB tables copied into the lake. `Snapshot`
+//! replaces each table's contents; `Incremental` loads rows past a bookmark (merged on the
+//! primary key when there is one, appended otherwise) or, for a table without a bookmark,
+//! compares a full snapshot with the table and rewrites it only when something changed.
+//!
+//! Memory: a snapshot, and an increment of a table without a primary key, go to data files a
+//! batch at a time; an increment merged on a primary key, and the full read an incremental
+//! load without a bookmark compares, are held until the commit.
 
 pub mod bookmark;
+pub mod mysql;
 pub mod pattern;
 pub mod postgres;
+pub mod source;
 
 use std::collections::HashMap;
 
 use iceberg::table::Table;
-use lakeform_api::workflow::{ExtractMode, ExtractStep, SourceEngine};
+use lakeform_api::workflow::{Bookmark, ExtractMode, ExtractStep, SourceEngine};
 use serde::Serialize;
-use tokio_postgres::{Client, IsolationLevel, Transaction};
 
 use crate::step::commit::overwrite;
 use crate::step::error::StepError;
@@ -20,7 +25,7 @@ use crate::step::merge::{diff, merge};
 use crate::step::table::{FileSink, Lake, append, ident, prepare};
 use bookmark::{Bookmarks, Mark};
 use pattern::{TablePattern, select};
-use postgres::SourceTable;
+use source::{ConsistentRead, Range, Rows, SourceTable};
 
 /// What happened to one table.
 #[derive(Debug, Default, Serialize, PartialEq, Eq)]
@@ -38,7 +43,7 @@ pub struct TableReport {
     pub updated: u64,
     /// Rows removed (snapshot diff, overwrite).
     pub removed: u64,
-    /// The bookmark after the run.
+    /// The bookmark after the run (a compound key's values joined by `, `).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub bookmark: Option<String>,
     /// Nothing changed: no snapshot was committed.
@@ -46,9 +51,10 @@ pub struct TableReport {
 }
 
 /// Name of the lake table for a source table: `<prefix><table>`, or `<prefix><schema>_<table>`
-/// outside the `public` schema; lower case, other characters than `[a-z0-9_]` become `_`.
-pub fn target_name(prefix: Option<&str>, schema: &str, table: &str) -> String {
-    let base = if schema == "public" {
+/// outside the `home` schema (`public` for PostgreSQL, the URL's database for MySQL); lower
+/// case, other characters than `[a-z0-9_]` become `_`.
+pub fn target_name(prefix: Option<&str>, home: &str, schema: &str, table: &str) -> String {
+    let base = if schema == home {
         table.to_string()
     } else {
         format!("{schema}_{table}")
@@ -67,6 +73,66 @@ pub fn target_name(prefix: Option<&str>, schema: &str, table: &str) -> String {
     format!("{}{clean}", prefix.unwrap_or_default())
 }
 
+/// A connection to the source database.
+enum Source {
+    Postgres(tokio_postgres::Client),
+    /// With the database the URL names (the home schema).
+    Mysql(mysql_async::Conn, String),
+}
+
+impl Source {
+    async fn connect(engine: SourceEngine, url: &str) -> Result<Source, StepError> {
+        Ok(match engine {
+            SourceEngine::Postgres => Source::Postgres(postgres::connect(url).await?),
+            SourceEngine::Mysql => {
+                Source::Mysql(mysql::connect(url).await?, mysql::database_of(url)?)
+            }
+        })
+    }
+
+    /// Schema whose tables keep their bare name in the lake.
+    fn home(&self) -> &str {
+        match self {
+            Source::Postgres(_) => "public",
+            Source::Mysql(_, db) => db,
+        }
+    }
+
+    /// Prefix of the `lakeform.source` property.
+    fn engine(&self) -> &'static str {
+        match self {
+            Source::Postgres(_) => "postgres",
+            Source::Mysql(..) => "mysql",
+        }
+    }
+
+    async fn tables(&mut self) -> Result<Vec<(String, String, String)>, StepError> {
+        match self {
+            Source::Postgres(c) => postgres::tables(c).await,
+            Source::Mysql(c, _) => mysql::tables(c).await,
+        }
+    }
+
+    async fn describe(
+        &mut self,
+        (db, schema, name): (&str, &str, &str),
+    ) -> Result<SourceTable, StepError> {
+        match self {
+            Source::Postgres(c) => postgres::describe(c, db, schema, name).await,
+            Source::Mysql(c, _) => mysql::describe(c, schema, name).await,
+        }
+    }
+
+    /// Ends the session (PostgreSQL's ends when the client is dropped).
+    async fn close(self) {
+        if let Source::Mysql(conn, _) = self
+            && let Err(e) = conn.disconnect().await
+        {
+            tracing::warn!(error = %e, "closing the source database connection");
+        }
+    }
+}
+
 /// Runs the extract: checks the step, picks the source tables, loads each.
 pub async fn run(
     lake: &Lake,
@@ -77,12 +143,6 @@ pub async fn run(
     run_id: &str,
     properties: HashMap<String, String>,
 ) -> Result<Vec<TableReport>, StepError> {
-    if step.source.engine != SourceEngine::Postgres {
-        return Err(StepError::Config(format!(
-            "spec.steps[{step_name}].extract.source.engine {:?} is not supported yet (Postgres is)",
-            step.source.engine
-        )));
-    }
     let parse = |list: &[String]| {
         list.iter()
             .map(|p| TablePattern::parse(p).map_err(StepError::Config))
@@ -90,8 +150,8 @@ pub async fn run(
     };
     let include = parse(&step.tables)?;
     let exclude = parse(&step.exclude)?;
-    let mut client = postgres::connect(source_url).await?;
-    let all = postgres::tables(&client).await?;
+    let mut source = Source::connect(step.source.engine, source_url).await?;
+    let all = source.tables().await?;
     let chosen = choose(step_name, step, &all, &include, &exclude)?;
     let extract = Extract {
         lake,
@@ -102,12 +162,18 @@ pub async fn run(
     };
     let mut reports = Vec::new();
     for (db, schema, name) in chosen {
-        reports.push(
-            extract
-                .table(&mut client, bookmarks, (db, schema, name))
-                .await?,
-        );
+        let report = extract
+            .table(&mut source, bookmarks, (db, schema, name))
+            .await;
+        match report {
+            Ok(r) => reports.push(r),
+            Err(e) => {
+                source.close().await;
+                return Err(e);
+            }
+        }
     }
+    source.close().await;
     Ok(reports)
 }
 
@@ -161,52 +227,41 @@ impl Extract<'_> {
     /// consistent read of it.
     async fn table(
         &self,
-        client: &mut Client,
+        conn: &mut Source,
         bookmarks: &mut Bookmarks,
         (db, schema, name): (&str, &str, &str),
     ) -> Result<TableReport, StepError> {
-        let source = postgres::describe(client, db, schema, name).await?;
+        let source = conn.describe((db, schema, name)).await?;
         let target = ident(
             &self.step.target_database,
-            &target_name(self.step.table_prefix.as_deref(), schema, name),
+            &target_name(self.step.table_prefix.as_deref(), conn.home(), schema, name),
         );
         let mut props = self.properties.clone();
         props.insert(
             "lakeform.source".into(),
-            format!("postgres:{db}/{schema}/{name}"),
+            format!("{}:{db}/{schema}/{name}", conn.engine()),
         );
         let table = prepare(self.lake, &target, &source.arrow_schema(), props.clone()).await?;
-        // one consistent view of the table per load
-        let tx = client
-            .build_transaction()
-            .isolation_level(IsolationLevel::RepeatableRead)
-            .read_only(true)
-            .start()
-            .await
-            .map_err(StepError::source("starting a read transaction"))?;
         let mut report = TableReport {
             source: source.display(),
             target: target.to_string(),
             ..Default::default()
         };
-        let column = self
-            .step
-            .bookmarks
-            .iter()
-            .find(|b| b.table == source.display())
-            .map(|b| b.column.clone());
         let load = Load {
             source: &source,
             table: &table,
             props,
         };
-        let loaded = match (self.step.mode, column) {
-            (ExtractMode::Incremental, Some(column)) => {
-                let key = bookmark::key(self.step_name, schema, name);
-                self.past_bookmark(tx, load, bookmarks, &key, column, &mut report)
-                    .await?
+        // one consistent view of the table per load
+        let loaded = match conn {
+            Source::Postgres(c) => {
+                let tx = postgres::begin(c).await?;
+                self.load(tx, load, bookmarks, &mut report).await?
             }
-            (mode, _) => self.whole(tx, load, mode, &mut report).await?,
+            Source::Mysql(c, _) => {
+                let tx = mysql::begin(c).await?;
+                self.load(tx, load, bookmarks, &mut report).await?
+            }
         };
         if loaded {
             tracing::info!(report = ?report, "table extracted");
@@ -214,71 +269,127 @@ impl Extract<'_> {
         Ok(report)
     }
 
-    /// Incremental load past the bookmark of `column` (up to its current largest value), then
-    /// the bookmark moves. False when the source table is empty (nothing done).
-    async fn past_bookmark(
+    /// Past the table's bookmark (`Incremental` with one), or the whole table.
+    async fn load(
         &self,
-        tx: Transaction<'_>,
+        read: impl ConsistentRead,
         load: Load<'_>,
         bookmarks: &mut Bookmarks,
-        key: &str,
-        column: String,
+        report: &mut TableReport,
+    ) -> Result<bool, StepError> {
+        let display = load.source.display();
+        let mark = self.step.bookmarks.iter().find(|b| b.table == display);
+        match (self.step.mode, mark) {
+            (ExtractMode::Incremental, Some(mark)) => {
+                let key = bookmark::key(self.step_name, &load.source.schema, &load.source.name);
+                self.past_bookmark(read, load, bookmarks, (&key, mark), report)
+                    .await
+            }
+            (mode, _) => self.whole(read, load, mode, report).await,
+        }
+    }
+
+    /// Incremental load past the bookmark (up to the current largest key, or the smallest
+    /// when `Descending`), then the bookmark moves. False when no row has a key (nothing done).
+    async fn past_bookmark(
+        &self,
+        mut read: impl ConsistentRead,
+        load: Load<'_>,
+        bookmarks: &mut Bookmarks,
+        (key, mark): (&str, &Bookmark),
         report: &mut TableReport,
     ) -> Result<bool, StepError> {
         let source = load.source;
-        let col = source.column(&column).ok_or_else(|| {
-            StepError::Config(format!(
-                "bookmark column {column} is not a column of {}",
-                source.display()
-            ))
-        })?;
-        let after = bookmarks.get(key, &column);
-        let Some(upto) = postgres::max_value(&tx, source, &column).await? else {
+        let names = mark.key_columns();
+        let columns = names
+            .iter()
+            .map(|n| {
+                source.column(n).ok_or_else(|| {
+                    StepError::Config(format!(
+                        "bookmark column {n} is not a column of {}",
+                        source.display()
+                    ))
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let after = bookmarks.get(key, &names, mark.order);
+        let Some(upto) = read.bound(source, &columns, mark.order).await? else {
             report.unchanged = true;
             return Ok(false);
         };
-        let rows = postgres::read(&tx, source, Some((col, after.as_deref(), &upto))).await?;
-        drop(tx);
-        report.rows_read = rows.iter().map(|b| b.num_rows() as u64).sum();
-        if report.rows_read == 0 {
-            report.unchanged = true;
-        } else {
-            load_increment(
-                self.lake,
-                load.table,
-                source,
-                rows,
-                self.run_id,
-                load.props,
-                report,
-            )
-            .await?;
-        }
-        if after.as_deref() != Some(upto.as_str()) {
-            let mark = Mark {
-                column,
-                value: upto.clone(),
+        let range = Range {
+            columns,
+            order: mark.order,
+            after: after.clone(),
+            upto: upto.clone(),
+        };
+        self.increment(read, load, &range, report).await?;
+        report.unchanged = report.rows_read == 0;
+        if after.as_ref() != Some(&upto) {
+            let moved = Mark {
+                columns: names,
+                order: mark.order,
+                values: upto.clone(),
             };
-            bookmarks.set(key, mark).await?;
+            bookmarks.set(key, &moved).await?;
         }
-        report.bookmark = Some(upto);
+        report.bookmark = Some(upto.join(", "));
         Ok(true)
     }
 
+    /// The rows in `range`: merged on the primary key (held until the merge), or appended
+    /// when the table has none (written to data files as they come).
+    async fn increment(
+        &self,
+        mut read: impl ConsistentRead,
+        load: Load<'_>,
+        range: &Range<'_>,
+        report: &mut TableReport,
+    ) -> Result<(), StepError> {
+        if load.source.primary_key.is_empty() {
+            // appended: straight into data files
+            let mut sink = FileSink::open(load.table, self.run_id).await?;
+            read.read(load.source, Some(range), &mut Rows::Files(&mut sink))
+                .await?;
+            drop(read);
+            report.rows_read = sink.rows;
+            report.inserted = sink.rows;
+            if sink.rows > 0 {
+                append(self.lake, load.table, sink.close().await?, load.props).await?;
+            }
+        } else {
+            let mut rows = Vec::new();
+            read.read(load.source, Some(range), &mut Rows::Memory(&mut rows))
+                .await?;
+            drop(read);
+            report.rows_read = rows.iter().map(|b| b.num_rows() as u64).sum();
+            if report.rows_read > 0 {
+                let keys = &load.source.primary_key;
+                let m = merge(self.lake, load.table, rows, keys, self.run_id, load.props).await?;
+                report.inserted = m.inserted;
+                report.updated = m.updated;
+            }
+        }
+        Ok(())
+    }
+
     /// The whole source table replaces the lake table's contents (`Snapshot`, or
-    /// `Incremental` without a bookmark column, where an unchanged table is left alone: false).
+    /// `Incremental` without a bookmark, where an unchanged table is left alone: false).
     async fn whole(
         &self,
-        tx: Transaction<'_>,
+        mut read: impl ConsistentRead,
         load: Load<'_>,
         mode: ExtractMode,
         report: &mut TableReport,
     ) -> Result<bool, StepError> {
-        let rows = postgres::read(&tx, load.source, None).await?;
-        drop(tx);
-        report.rows_read = rows.iter().map(|b| b.num_rows() as u64).sum();
+        let mut sink = FileSink::open(load.table, self.run_id).await?;
         if mode == ExtractMode::Incremental {
-            // no monotonic column: compare the whole table
+            // no monotonic key: compare the whole table
+            let mut rows = Vec::new();
+            read.read(load.source, None, &mut Rows::Memory(&mut rows))
+                .await?;
+            drop(read);
+            report.rows_read = rows.iter().map(|b| b.num_rows() as u64).sum();
             let (added, removed) = diff(load.table, &rows).await?;
             report.inserted = added;
             report.removed = removed;
@@ -286,10 +397,14 @@ impl Extract<'_> {
                 report.unchanged = true;
                 return Ok(false);
             }
-        }
-        let mut sink = FileSink::open(load.table, self.run_id).await?;
-        for b in &rows {
-            sink.write(b).await?;
+            for b in &rows {
+                sink.write(b).await?;
+            }
+        } else {
+            read.read(load.source, None, &mut Rows::Files(&mut sink))
+                .await?;
+            drop(read);
+            report.rows_read = sink.rows;
         }
         let files = sink.close().await?;
         let replaced = overwrite(self.lake, load.table, files, load.props).await?;
@@ -301,41 +416,19 @@ impl Extract<'_> {
     }
 }
 
-/// New and changed rows: merged on the primary key, or appended when the table has none.
-async fn load_increment(
-    lake: &Lake,
-    table: &iceberg::table::Table,
-    source: &SourceTable,
-    rows: Vec<arrow_array::RecordBatch>,
-    run_id: &str,
-    props: HashMap<String, String>,
-    report: &mut TableReport,
-) -> Result<(), StepError> {
-    if source.primary_key.is_empty() {
-        let mut sink = FileSink::open(table, run_id).await?;
-        for b in &rows {
-            sink.write(b).await?;
-        }
-        report.inserted = sink.rows;
-        append(lake, table, sink.close().await?, props).await?;
-    } else {
-        let m = merge(lake, table, rows, &source.primary_key, run_id, props).await?;
-        report.inserted = m.inserted;
-        report.updated = m.updated;
-    }
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn target_names() {
-        assert_eq!(target_name(None, "public", "Orders"), "orders");
+        assert_eq!(target_name(None, "public", "public", "Orders"), "orders");
         assert_eq!(
-            target_name(Some("pg_"), "sales", "line-items"),
+            target_name(Some("pg_"), "public", "sales", "line-items"),
             "pg_sales_line_items"
         );
+        // MySQL: tables of the URL's database keep their bare name
+        assert_eq!(target_name(None, "shop", "shop", "orders"), "orders");
+        assert_eq!(target_name(None, "shop", "audit", "log"), "audit_log");
     }
 }

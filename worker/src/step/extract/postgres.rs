@@ -10,97 +10,22 @@ use arrow_array::types::{
     Date32Type, Float32Type, Float64Type, Int32Type, Int64Type, TimestampMicrosecondType,
 };
 use arrow_array::{ArrayRef, ArrowPrimitiveType, PrimitiveArray, RecordBatch};
-use arrow_cast::{CastOptions, cast_with_options};
-use arrow_schema::{DataType, Field, Schema, SchemaRef, TimeUnit};
-use futures::StreamExt;
+use arrow_schema::SchemaRef;
+use lakeform_api::workflow::BookmarkOrder;
 use tokio_postgres::types::FromSql;
-use tokio_postgres::{Client, NoTls, Row, Transaction};
+use tokio_postgres::{Client, IsolationLevel, NoTls, Row, Transaction};
 
+use super::source::{
+    CONNECT_TIMEOUT, Column, ConsistentRead, Kind, QUERY_TIMEOUT, Range, Rows, SourceTable,
+    bound_order, next_batch, text_to_decimal, timed,
+};
 use crate::lake::schema::UTC;
 use crate::step::error::StepError;
 use crate::step::merge::quote;
 
-/// Rows per Arrow batch.
-const BATCH_ROWS: usize = 8192;
-
-/// How a column travels.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Kind {
-    Bool,
-    Int32,
-    Int64,
-    Float32,
-    Float64,
-    /// numeric(p, s), sent as text.
-    Decimal(u8, i8),
-    /// Days since 1970-01-01.
-    Date,
-    /// Epoch microseconds; `true` for `timestamptz`.
-    Timestamp(bool),
-    Bytes,
-    /// Anything else, as its text form.
-    Text,
-}
-
-/// A source column.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Column {
-    pub name: String,
-    /// `format_type` of the column, e.g. `timestamp with time zone`.
-    pub sql_type: String,
-    pub kind: Kind,
-}
-
-/// A source table.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SourceTable {
-    pub database: String,
-    pub schema: String,
-    pub name: String,
-    pub columns: Vec<Column>,
-    pub primary_key: Vec<String>,
-}
-
-impl SourceTable {
-    /// `"schema"."table"`.
-    pub fn qualified(&self) -> String {
-        format!("{}.{}", quote(&self.schema), quote(&self.name))
-    }
-
-    /// `schema.table`, as bookmarks and messages name it.
-    pub fn display(&self) -> String {
-        format!("{}.{}", self.schema, self.name)
-    }
-
-    /// The Arrow schema of the rows [`read`] returns.
-    pub fn arrow_schema(&self) -> SchemaRef {
-        Arc::new(Schema::new(
-            self.columns
-                .iter()
-                .map(|c| Field::new(&c.name, arrow_type(c.kind), true))
-                .collect::<Vec<_>>(),
-        ))
-    }
-
-    pub fn column(&self, name: &str) -> Option<&Column> {
-        self.columns.iter().find(|c| c.name == name)
-    }
-}
-
-/// The Arrow type a kind becomes.
-pub fn arrow_type(kind: Kind) -> DataType {
-    match kind {
-        Kind::Bool => DataType::Boolean,
-        Kind::Int32 => DataType::Int32,
-        Kind::Int64 => DataType::Int64,
-        Kind::Float32 => DataType::Float32,
-        Kind::Float64 => DataType::Float64,
-        Kind::Decimal(p, s) => DataType::Decimal128(p, s),
-        Kind::Date => DataType::Date32,
-        Kind::Timestamp(tz) => DataType::Timestamp(TimeUnit::Microsecond, tz.then(|| UTC.into())),
-        Kind::Bytes => DataType::Binary,
-        Kind::Text => DataType::Utf8,
-    }
+/// `"schema"."table"`.
+fn qualified(table: &SourceTable) -> String {
+    format!("{}.{}", quote(&table.schema), quote(&table.name))
 }
 
 /// The kind of a column from its type name and numeric precision/scale.
@@ -138,11 +63,15 @@ fn select_expr(c: &Column) -> String {
     }
 }
 
-/// Connects (the connection runs on its own task until the client is dropped).
+/// Connects within [`CONNECT_TIMEOUT`] (the connection runs on its own task until the
+/// client is dropped).
 pub async fn connect(url: &str) -> Result<Client, StepError> {
-    let (client, connection) = tokio_postgres::connect(url, NoTls)
-        .await
-        .map_err(StepError::source("connecting"))?;
+    let (client, connection) = timed("connecting", CONNECT_TIMEOUT, async {
+        tokio_postgres::connect(url, NoTls)
+            .await
+            .map_err(StepError::source("connecting"))
+    })
+    .await?;
     tokio::spawn(async move {
         if let Err(e) = connection.await {
             tracing::warn!(error = %e, "source database connection ended");
@@ -151,21 +80,52 @@ pub async fn connect(url: &str) -> Result<Client, StepError> {
     Ok(client)
 }
 
+/// A read-only, repeatable-read transaction: one consistent view of the database.
+pub async fn begin(client: &mut Client) -> Result<Transaction<'_>, StepError> {
+    let what = "starting a read transaction";
+    timed(what, QUERY_TIMEOUT, async {
+        client
+            .build_transaction()
+            .isolation_level(IsolationLevel::RepeatableRead)
+            .read_only(true)
+            .start()
+            .await
+            .map_err(StepError::source(what))
+    })
+    .await
+}
+
+/// `client.query(sql, params)` within [`QUERY_TIMEOUT`].
+async fn query(
+    client: &Client,
+    what: &str,
+    sql: &str,
+    params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
+) -> Result<Vec<Row>, StepError> {
+    timed(what, QUERY_TIMEOUT, async {
+        client
+            .query(sql, params)
+            .await
+            .map_err(StepError::source(what))
+    })
+    .await
+}
+
 /// Every ordinary and partitioned table outside the system schemas, as
 /// `(database, schema, table)`.
 pub async fn tables(client: &Client) -> Result<Vec<(String, String, String)>, StepError> {
-    let rows = client
-        .query(
-            "SELECT current_database()::text, n.nspname::text, c.relname::text
-               FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
-              WHERE c.relkind IN ('r', 'p') AND NOT c.relispartition
-                AND n.nspname NOT IN ('pg_catalog', 'information_schema')
-                AND n.nspname NOT LIKE 'pg\\_toast%'
-              ORDER BY 2, 3",
-            &[],
-        )
-        .await
-        .map_err(StepError::source("listing tables"))?;
+    let rows = query(
+        client,
+        "listing tables",
+        "SELECT current_database()::text, n.nspname::text, c.relname::text
+           FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+          WHERE c.relkind IN ('r', 'p') AND NOT c.relispartition
+            AND n.nspname NOT IN ('pg_catalog', 'information_schema')
+            AND n.nspname NOT LIKE 'pg\\_toast%'
+          ORDER BY 2, 3",
+        &[],
+    )
+    .await?;
     Ok(rows
         .iter()
         .map(|r| (r.get(0), r.get(1), r.get(2)))
@@ -181,9 +141,10 @@ pub async fn describe(
 ) -> Result<SourceTable, StepError> {
     let qualified = format!("{}.{}", quote(schema), quote(name));
     let what = format!("describing {schema}.{name}");
-    let rows = client
-        .query(
-            "SELECT a.attname::text, t.typname::text, pg_catalog.format_type(a.atttypid, a.atttypmod),
+    let rows = query(
+        client,
+        &what,
+        "SELECT a.attname::text, t.typname::text, pg_catalog.format_type(a.atttypid, a.atttypmod),
                     CASE WHEN t.typname = 'numeric' AND a.atttypmod >= 4
                          THEN ((a.atttypmod - 4) >> 16) & 65535 END,
                     CASE WHEN t.typname = 'numeric' AND a.atttypmod >= 4
@@ -191,10 +152,9 @@ pub async fn describe(
                FROM pg_catalog.pg_attribute a JOIN pg_catalog.pg_type t ON t.oid = a.atttypid
               WHERE a.attrelid = $1::text::regclass AND a.attnum > 0 AND NOT a.attisdropped
               ORDER BY a.attnum",
-            &[&qualified],
-        )
-        .await
-        .map_err(StepError::source(what.clone()))?;
+        &[&qualified],
+    )
+    .await?;
     let columns = rows
         .iter()
         .map(|r| {
@@ -206,17 +166,17 @@ pub async fn describe(
             }
         })
         .collect();
-    let pk = client
-        .query(
-            "SELECT a.attname::text
+    let pk = query(
+        client,
+        &what,
+        "SELECT a.attname::text
                FROM pg_catalog.pg_index i
                JOIN pg_catalog.pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = ANY(i.indkey)
               WHERE i.indrelid = $1::text::regclass AND i.indisprimary
               ORDER BY array_position(i.indkey::int2[], a.attnum)",
-            &[&qualified],
-        )
-        .await
-        .map_err(StepError::source(what))?;
+        &[&qualified],
+    )
+    .await?;
     Ok(SourceTable {
         database: database.to_string(),
         schema: schema.to_string(),
@@ -226,72 +186,72 @@ pub async fn describe(
     })
 }
 
-/// The largest value of `column`, as text (`None` for an empty table).
-pub async fn max_value(
-    tx: &Transaction<'_>,
-    table: &SourceTable,
-    column: &str,
-) -> Result<Option<String>, StepError> {
-    let sql = format!(
-        "SELECT max({})::text FROM {}",
-        quote(column),
-        table.qualified()
-    );
-    let row = tx
-        .query_one(&sql, &[])
-        .await
-        .map_err(StepError::source(format!(
-            "bookmark of {}",
-            table.display()
-        )))?;
-    Ok(row.get(0))
-}
+impl ConsistentRead for Transaction<'_> {
+    async fn bound(
+        &mut self,
+        table: &SourceTable,
+        columns: &[&Column],
+        order: BookmarkOrder,
+    ) -> Result<Option<Vec<String>>, StepError> {
+        let text = columns
+            .iter()
+            .map(|c| format!("{}::text", quote(&c.name)))
+            .collect::<Vec<_>>();
+        let not_null = columns
+            .iter()
+            .map(|c| format!("{} IS NOT NULL", quote(&c.name)))
+            .collect::<Vec<_>>();
+        let sql = format!(
+            "SELECT {} FROM {} WHERE {} ORDER BY {} LIMIT 1",
+            text.join(", "),
+            qualified(table),
+            not_null.join(" AND "),
+            bound_order(columns, order, quote)
+        );
+        let what = format!("bookmark of {}", table.display());
+        let rows = query(self.client(), &what, &sql, &[]).await?;
+        Ok(rows
+            .first()
+            .map(|r| (0..columns.len()).map(|i| r.get(i)).collect()))
+    }
 
-/// Rows of `table`; with a bookmark, only rows whose `column` is after `after` (when set)
-/// and at most `upto`.
-pub async fn read(
-    tx: &Transaction<'_>,
-    table: &SourceTable,
-    bookmark: Option<(&Column, Option<&str>, &str)>,
-) -> Result<Vec<RecordBatch>, StepError> {
-    let list = table
-        .columns
-        .iter()
-        .map(select_expr)
-        .collect::<Vec<_>>()
-        .join(", ");
-    let mut sql = format!("SELECT {list} FROM {}", table.qualified());
-    let mut params: Vec<String> = Vec::new();
-    if let Some((col, after, upto)) = bookmark {
-        let q = quote(&col.name);
-        let ty = &col.sql_type;
-        params.push(upto.to_string());
-        sql.push_str(&format!(" WHERE {q} <= $1::text::{ty}"));
-        if let Some(a) = after {
-            params.push(a.to_string());
-            sql.push_str(&format!(" AND {q} > $2::text::{ty}"));
+    async fn read(
+        &mut self,
+        table: &SourceTable,
+        range: Option<&Range<'_>>,
+        out: &mut Rows<'_>,
+    ) -> Result<(), StepError> {
+        let list = table
+            .columns
+            .iter()
+            .map(select_expr)
+            .collect::<Vec<_>>()
+            .join(", ");
+        let mut sql = format!("SELECT {list} FROM {}", qualified(table));
+        let mut params: Vec<String> = Vec::new();
+        if let Some(range) = range {
+            let (cond, values) =
+                range.condition(quote, |c, n| format!("${}::text::{}", n + 1, c.sql_type));
+            sql.push_str(&format!(" WHERE {cond}"));
+            params = values;
+        }
+        let what = format!("reading {}", table.display());
+        let stream = timed(&what, QUERY_TIMEOUT, async {
+            self.query_raw(&sql, params.iter())
+                .await
+                .map_err(StepError::source(what.as_str()))
+        })
+        .await?;
+        let mut stream = std::pin::pin!(stream);
+        let schema = table.arrow_schema();
+        loop {
+            let rows = next_batch(&mut stream, &what).await?;
+            if rows.is_empty() {
+                return Ok(());
+            }
+            out.push(to_batch(table, &schema, &rows)?).await?;
         }
     }
-    let what = format!("reading {}", table.display());
-    let stream = tx
-        .query_raw(&sql, params.iter())
-        .await
-        .map_err(StepError::source(what.clone()))?;
-    let mut stream = std::pin::pin!(stream);
-    let schema = table.arrow_schema();
-    let mut batches = Vec::new();
-    let mut rows: Vec<Row> = Vec::with_capacity(BATCH_ROWS);
-    while let Some(row) = stream.next().await {
-        rows.push(row.map_err(StepError::source(what.clone()))?);
-        if rows.len() == BATCH_ROWS {
-            batches.push(to_batch(table, &schema, &rows)?);
-            rows.clear();
-        }
-    }
-    if !rows.is_empty() {
-        batches.push(to_batch(table, &schema, &rows)?);
-    }
-    Ok(batches)
 }
 
 fn to_batch(
@@ -363,14 +323,7 @@ fn column(c: &Column, i: usize, rows: &[Row]) -> Result<ArrayRef, String> {
             }
             let text: ArrayRef = Arc::new(b.finish());
             match c.kind {
-                Kind::Decimal(..) => {
-                    let strict = CastOptions {
-                        safe: false,
-                        ..Default::default()
-                    };
-                    cast_with_options(&text, &arrow_type(c.kind), &strict)
-                        .map_err(|e| e.to_string())?
-                }
+                Kind::Decimal(..) => text_to_decimal(text, c.kind)?,
                 _ => text,
             }
         }
@@ -379,7 +332,10 @@ fn column(c: &Column, i: usize, rows: &[Row]) -> Result<ArrayRef, String> {
 
 #[cfg(test)]
 mod tests {
+    use arrow_schema::{DataType, TimeUnit};
+
     use super::*;
+    use crate::step::extract::source::arrow_type;
 
     #[test]
     fn kinds_keep_values_exact() {
