@@ -254,6 +254,16 @@ postgres_bin_dir() {
   dirname "$d"
 }
 
+# mariadbd_path: the MariaDB server binary (Debian: /usr/sbin/mariadbd; its tools
+# mariadb-install-db, mariadb-admin and mariadb are on PATH).
+mariadbd_path() {
+  local d
+  for d in /usr/sbin /usr/bin /usr/local/sbin /usr/local/bin; do
+    [[ -x "$d/mariadbd" ]] && { printf '%s\n' "$d/mariadbd"; return 0; }
+  done
+  return 1
+}
+
 # java_major: the major version of `java` on PATH (e.g. 17), empty if none.
 java_major() {
   command -v java >/dev/null 2>&1 || return 0
