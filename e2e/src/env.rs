@@ -23,6 +23,9 @@ pub struct Env {
     pub catalog_uri: String,
     pub catalog_warehouse: String,
     pub pg_url: String,
+    /// `mysql://user:pass@ip:port/lakeform` of the e2e MariaDB (`LAKEFORM_MYSQL_URL`); `None`
+    /// in an environment an older `e2e/up` started (rerun it).
+    pub mysql_url: Option<String>,
     pub python: PathBuf,
     pub kubectl: PathBuf,
     /// Where MinIO's webhook target `LAKEFORM` delivers bucket notifications: `ip:port` of
@@ -169,6 +172,7 @@ impl Env {
             catalog_uri: get("LAKEFORM_CATALOG_URI")?,
             catalog_warehouse: get("LAKEFORM_CATALOG_WAREHOUSE")?,
             pg_url: get("LAKEFORM_PG_URL")?,
+            mysql_url: get("LAKEFORM_MYSQL_URL").ok(),
             python: get("LAKEFORM_PYTHON")?.into(),
             kubectl: get("LAKEFORM_KUBECTL")?.into(),
             events_address: get("LAKEFORM_EVENTS_ADDRESS").ok(),

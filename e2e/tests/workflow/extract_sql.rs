@@ -44,7 +44,7 @@ async fn pg(url: &str) -> Result<Client> {
 }
 
 /// `url` with its database replaced.
-fn with_database(url: &str, db: &str) -> String {
+pub(super) fn with_database(url: &str, db: &str) -> String {
     match url.rfind('/') {
         Some(i) => format!("{}/{db}", &url[..i]),
         None => url.to_string(),
@@ -121,7 +121,7 @@ async fn ids(
     Ok((rows.len(), distinct.len()))
 }
 
-fn extract_report(log: &str) -> Result<serde_json::Value> {
+pub(super) fn extract_report(log: &str) -> Result<serde_json::Value> {
     let start = log
         .find("{\n")
         .context("no JSON report in the step output")?;
@@ -129,13 +129,16 @@ fn extract_report(log: &str) -> Result<serde_json::Value> {
     Ok(serde_json::from_str(&log[start..=end])?)
 }
 
-async fn step_log(ctx: &TestContext, job: &str) -> Result<String> {
+pub(super) async fn step_log(ctx: &TestContext, job: &str) -> Result<String> {
     let pod = only_pod(ctx, job).await?;
     ctx.pod_log(&pod.metadata.name.clone().unwrap_or_default(), "step")
         .await
 }
 
-fn table_report<'a>(report: &'a serde_json::Value, source: &str) -> Result<&'a serde_json::Value> {
+pub(super) fn table_report<'a>(
+    report: &'a serde_json::Value,
+    source: &str,
+) -> Result<&'a serde_json::Value> {
     report["tables"]
         .as_array()
         .and_then(|t| t.iter().find(|t| t["source"] == source))

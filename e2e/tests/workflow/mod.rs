@@ -1,6 +1,6 @@
 //! Workflows and WorkflowRuns (issue 9): the DAG engine with crawl, container, extract, sql and
 //! spark steps; on-demand, cron, event and afterWorkflow triggers; bookmarks — against the real
-//! API server, Job and garbage collector controllers, the real node, MinIO, PostgreSQL and the
+//! API server, Job and garbage collector controllers, the real node, MinIO, PostgreSQL, MariaDB and the
 //! REST catalog, with the real operator.
 //! `e2e/run workflow` selects these.
 
@@ -8,6 +8,7 @@ mod chain;
 mod common;
 mod dag;
 mod events;
+mod extract_mysql;
 mod extract_sql;
 mod forbid;
 mod retry_resume;
