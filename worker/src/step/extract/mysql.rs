@@ -25,7 +25,7 @@ use mysql_async::{
 
 use super::source::{
     CONNECT_TIMEOUT, Column, ConsistentRead, Kind, QUERY_TIMEOUT, Range, Rows, SourceTable,
-    bound_order, next_batch, text_to_decimal, timed,
+    bound_order, drain, text_to_decimal, timed,
 };
 use crate::lake::schema::UTC;
 use crate::step::error::StepError;
@@ -271,15 +271,8 @@ impl ConsistentRead for Transaction<'_> {
         let Some(stream) = stream else {
             return Ok(());
         };
-        let mut stream = std::pin::pin!(stream);
         let schema = table.arrow_schema();
-        loop {
-            let rows = next_batch(&mut stream, &what).await?;
-            if rows.is_empty() {
-                return Ok(());
-            }
-            out.push(to_batch(table, &schema, &rows)?).await?;
-        }
+        drain(stream, &what, |rows| to_batch(table, &schema, rows), out).await
     }
 }
 

@@ -17,7 +17,7 @@ use tokio_postgres::{Client, IsolationLevel, NoTls, Row, Transaction};
 
 use super::source::{
     CONNECT_TIMEOUT, Column, ConsistentRead, Kind, QUERY_TIMEOUT, Range, Rows, SourceTable,
-    bound_order, next_batch, text_to_decimal, timed,
+    bound_order, drain, text_to_decimal, timed,
 };
 use crate::lake::schema::UTC;
 use crate::step::error::StepError;
@@ -242,15 +242,8 @@ impl ConsistentRead for Transaction<'_> {
                 .map_err(StepError::source(what.as_str()))
         })
         .await?;
-        let mut stream = std::pin::pin!(stream);
         let schema = table.arrow_schema();
-        loop {
-            let rows = next_batch(&mut stream, &what).await?;
-            if rows.is_empty() {
-                return Ok(());
-            }
-            out.push(to_batch(table, &schema, &rows)?).await?;
-        }
+        drain(stream, &what, |rows| to_batch(table, &schema, rows), out).await
     }
 }
 

@@ -240,24 +240,37 @@ pub async fn timed<T>(
         })?
 }
 
-/// The next up-to-[`BATCH_ROWS`] items of `stream` (empty at its end), within
-/// [`QUERY_TIMEOUT`].
-pub async fn next_batch<S, T, E>(stream: &mut S, what: &str) -> Result<Vec<T>, StepError>
+/// Every item of `stream`, [`BATCH_ROWS`] at a time, made into a batch by `to_batch` and
+/// pushed into `out`; each batch must arrive within [`QUERY_TIMEOUT`]. The stream is fused:
+/// a finished PostgreSQL row stream polled again reports a closed connection.
+pub async fn drain<S, T, E>(
+    stream: S,
+    what: &str,
+    to_batch: impl Fn(&[T]) -> Result<RecordBatch, StepError>,
+    out: &mut Rows<'_>,
+) -> Result<(), StepError>
 where
-    S: Stream<Item = Result<T, E>> + Unpin,
+    S: Stream<Item = Result<T, E>>,
     E: std::error::Error + Send + Sync + 'static,
 {
-    timed(what, QUERY_TIMEOUT, async {
-        let mut rows = Vec::with_capacity(BATCH_ROWS);
-        while rows.len() < BATCH_ROWS {
-            match stream.next().await {
-                Some(row) => rows.push(row.map_err(StepError::source(what))?),
-                None => break,
+    let mut stream = std::pin::pin!(stream.fuse());
+    loop {
+        let rows = timed(what, QUERY_TIMEOUT, async {
+            let mut rows = Vec::with_capacity(BATCH_ROWS);
+            while rows.len() < BATCH_ROWS {
+                match stream.next().await {
+                    Some(row) => rows.push(row.map_err(StepError::source(what))?),
+                    None => break,
+                }
             }
+            Ok(rows)
+        })
+        .await?;
+        if rows.is_empty() {
+            return Ok(());
         }
-        Ok(rows)
-    })
-    .await
+        out.push(to_batch(&rows)?).await?;
+    }
 }
 
 #[cfg(test)]
@@ -269,6 +282,53 @@ mod tests {
             name: name.into(),
             sql_type: "int".into(),
             kind: Kind::Int32,
+        }
+    }
+
+    /// Rows, then an error for any poll after the end (what tokio-postgres's row stream does).
+    fn strict_stream(n: i32) -> impl Stream<Item = Result<i32, std::io::Error>> {
+        let mut next = 0;
+        let mut ended = false;
+        futures::stream::poll_fn(move |_| {
+            if ended {
+                return std::task::Poll::Ready(Some(Err(std::io::Error::other(
+                    "connection closed",
+                ))));
+            }
+            next += 1;
+            if next > n {
+                ended = true;
+                return std::task::Poll::Ready(None);
+            }
+            std::task::Poll::Ready(Some(Ok(next)))
+        })
+    }
+
+    fn ints(rows: &[i32]) -> Result<RecordBatch, StepError> {
+        let schema = Arc::new(Schema::new(vec![Field::new("i", DataType::Int32, false)]));
+        let col: ArrayRef = Arc::new(arrow_array::Int32Array::from(rows.to_vec()));
+        RecordBatch::try_new(schema, vec![col]).map_err(|e| StepError::Config(e.to_string()))
+    }
+
+    #[tokio::test]
+    async fn drain_batches_rows_and_stops_at_the_end() {
+        for n in [0, 5, BATCH_ROWS as i32, BATCH_ROWS as i32 + 3] {
+            let mut kept = Vec::new();
+            drain(
+                strict_stream(n),
+                "reading t",
+                ints,
+                &mut Rows::Memory(&mut kept),
+            )
+            .await
+            .expect("drained");
+            let sizes: Vec<usize> = kept.iter().map(RecordBatch::num_rows).collect();
+            let want: Vec<usize> = match n as usize {
+                0 => vec![],
+                n if n <= BATCH_ROWS => vec![n],
+                n => vec![BATCH_ROWS, n - BATCH_ROWS],
+            };
+            assert_eq!(sizes, want, "{n} rows");
         }
     }
 
