@@ -206,7 +206,12 @@ impl ConsistentRead for Transaction<'_> {
             text.join(", "),
             qualified(table),
             not_null.join(" AND "),
-            bound_order(columns, order, quote)
+            // qualified: a bare name would sort the `::text` output column of that name
+            bound_order(columns, order, |c| format!(
+                "{}.{}",
+                qualified(table),
+                quote(c)
+            ))
         );
         let what = format!("bookmark of {}", table.display());
         let rows = query(self.client(), &what, &sql, &[]).await?;
