@@ -385,7 +385,7 @@ mod tests {
         assert_eq!(data["sum"], "5");
         assert_eq!(data["half"], "0.5");
         assert_eq!(data["merge"], "False"); // Jinja spelling; YAML reads it as a boolean
-        assert_eq!(data["tables"], r#"["shop/public/%","shop/public/orders"]"#);
+        assert_eq!(data["tables"], r#"["shop/public/%", "shop/public/orders"]"#);
         assert_eq!(data["first"], "shop/public/%");
     }
 
