@@ -412,7 +412,8 @@ mod tests {
 
     #[test]
     fn a_looping_template_runs_out_of_fuel() {
-        let spec = bp("{% for i in range(100000) %}{% for j in range(100000) %}x{% endfor %}{% endfor %}");
+        let spec =
+            bp("{% for i in range(100000) %}{% for j in range(100000) %}x{% endfor %}{% endfor %}");
         let err = validate_blueprint(&spec).expect_err("fuel");
         assert!(err.to_string().contains("fuel"), "{err}");
     }
