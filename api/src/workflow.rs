@@ -32,7 +32,7 @@ use crate::common::{Conditions, FreeForm, LocalRef, SecretKeyRef};
 #[serde(rename_all = "camelCase")]
 #[x_kube(validation = Rule::new("has(self.blueprintRef) != (size(self.steps) > 0)")
     .message("set exactly one of spec.steps or spec.blueprintRef"))]
-#[x_kube(validation = Rule::new("!has(self.blueprintRef) || size(self.triggers) == 0")
+#[x_kube(validation = Rule::new("!has(self.blueprintRef) || !has(self.triggers) || size(self.triggers) == 0")
     .message("spec.triggers: a blueprint instance has no triggers of its own; its blueprint renders workflows with theirs"))]
 #[x_kube(validation = Rule::new("self.steps.all(s, s.dependsOn.all(d, self.steps.exists(t, t.name == d)))")
     .message("spec.steps[].dependsOn must name steps of this workflow").field_path(".steps"))]
