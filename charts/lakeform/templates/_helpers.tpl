@@ -122,10 +122,11 @@ granting what its creator does not hold, so every rule of those Roles is covered
 # event batch (controller/notifications/batcher.rs) and before a status write
 # (crawler/status.rs); crawl Jobs' Role grants `get` on their Crawler. Blueprint instances
 # dry-run, apply and prune the Crawlers they render (controller/workflow/instance.rs,
-# controller/apply.rs `Applier::check`, `apply`: get, patch, list, delete).
+# controller/apply.rs `Applier::check`, `apply`: get, server-side apply (create, patch), list,
+# delete).
 - apiGroups: [lakeform.dev]
   resources: [crawlers]
-  verbs: [get, list, watch, patch, delete]
+  verbs: [get, list, watch, create, patch, delete]
 # Crawler status (controller/crawler/status.rs `patch_status`); the crawl Jobs' Role grants
 # `get` and `patch` on their Crawler's status (worker/src/crawl: `get_status`, `patch_status`).
 - apiGroups: [lakeform.dev]
@@ -134,11 +135,12 @@ granting what its creator does not hold, so every rule of those Roles is covered
 # Workflow controller: watch (controller/workflow/mod.rs `run`), read triggers' upstream
 # workflows (`get`), hand an event batch to a Workflow by annotation
 # (controller/notifications/batcher.rs `Patch::Merge`); blueprint instances dry-run, apply and
-# prune the Workflows they render (controller/workflow/instance.rs: get, patch, list, delete);
-# the Blueprint controller counts instances (controller/blueprint.rs `list`).
+# prune the Workflows they render (controller/workflow/instance.rs: get, server-side apply
+# (create, patch), list, delete); the Blueprint controller counts instances
+# (controller/blueprint.rs `list`).
 - apiGroups: [lakeform.dev]
   resources: [workflows]
-  verbs: [get, list, watch, patch, delete]
+  verbs: [get, list, watch, create, patch, delete]
 # Workflow status (controller/workflow/status.rs `patch_status`, server-side apply).
 - apiGroups: [lakeform.dev]
   resources: [workflows/status]

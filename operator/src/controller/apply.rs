@@ -188,7 +188,7 @@ impl<'a> Applier<'a> {
                 && !set.ownership().is_some_and(|o| o.covers(live.labels()))
             {
                 refused.push(format!(
-                    "{} {} already exists and is not this object's to manage",
+                    "{} {}: it already exists and is not this set's to manage",
                     obj.resource.kind, obj.name
                 ));
                 continue;

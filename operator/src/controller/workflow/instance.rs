@@ -141,7 +141,7 @@ async fn expand(
     let refused = applier.check(&expansion.set).await?;
     if !refused.is_empty() {
         let message = format!(
-            "{} {}: the API server refuses {}; nothing applied",
+            "{} {}: cannot apply {}; nothing applied",
             found.kind,
             found.name,
             refused.join("; ")
