@@ -117,7 +117,10 @@ spec:
     )
     .await?;
     let m = ready_is(ctx, "fromblueprint", "BlueprintNotFound").await?;
-    ensure!(m.contains("Blueprint nightly-snapshot (spec.blueprintRef)"), "{m}");
+    ensure!(
+        m.contains("Blueprint nightly-snapshot (spec.blueprintRef)"),
+        "{m}"
+    );
     for (name, reason) in [
         ("cycle", "InvalidSpec"),
         ("nolake", "LakeNotFound"),
