@@ -173,7 +173,8 @@ impl<'a> Applier<'a> {
 
     /// What the API server would refuse in `set`, without writing anything: an object that
     /// exists but is not the set's (by its ownership labels), or one that a server-side
-    /// dry-run apply rejects (schema, CEL, admission). One line per refused object.
+    /// dry-run apply rejects (schema, CEL, admission). Objects already as desired (their hash)
+    /// are not dry-run, so a quiet resync sends only reads. One line per refused object.
     pub async fn check(&self, set: &DesiredSet) -> Result<Vec<String>, Error> {
         let mut refused = Vec::new();
         for obj in set.objects() {
@@ -184,14 +185,18 @@ impl<'a> Applier<'a> {
                     obj.resource.kind, self.namespace, obj.name
                 )
             };
-            if let Some(live) = api.get_opt(&obj.name).await.during(what)?
-                && !set.ownership().is_some_and(|o| o.covers(live.labels()))
-            {
-                refused.push(format!(
-                    "{} {}: it already exists and is not this set's to manage",
-                    obj.resource.kind, obj.name
-                ));
-                continue;
+            if let Some(live) = api.get_opt(&obj.name).await.during(what)? {
+                if !set.ownership().is_some_and(|o| o.covers(live.labels())) {
+                    refused.push(format!(
+                        "{} {}: it already exists and is not this set's to manage",
+                        obj.resource.kind, obj.name
+                    ));
+                    continue;
+                }
+                // already as desired: `apply` will send nothing, so there is nothing to check
+                if live.annotations().get(HASH_ANNOTATION) == Some(&obj.hash) {
+                    continue;
+                }
             }
             let params = PatchParams::apply(FIELD_MANAGER).force().dry_run();
             match api
