@@ -30,6 +30,9 @@ crds:
 	rm -f charts/lakeform/crds/*.yaml
 	mkdir -p charts/lakeform/crds
 	cp crds/*.yaml charts/lakeform/crds/
+	rm -f charts/lakeform/blueprints/*.yaml
+	mkdir -p charts/lakeform/blueprints
+	cp blueprints/*.yaml charts/lakeform/blueprints/
 
 ## image: the container image ghcr.io/lakeform/lakeform:<version> from the release binary,
 ## offline with buildah (images/build; needs root). `cargo build --release` first.

@@ -3,6 +3,7 @@
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::CustomResourceExt;
 
+use crate::blueprint::ClusterBlueprint;
 use crate::{Blueprint, Crawler, DataLake, Workflow, WorkflowRun};
 
 /// All CRDs, in a stable order.
@@ -13,6 +14,7 @@ pub fn all() -> Vec<CustomResourceDefinition> {
         Workflow::crd(),
         WorkflowRun::crd(),
         Blueprint::crd(),
+        ClusterBlueprint::crd(),
     ]
 }
 

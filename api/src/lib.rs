@@ -11,7 +11,7 @@ pub mod validate;
 pub mod workflow;
 pub mod workflow_run;
 
-pub use blueprint::{Blueprint, BlueprintSpec};
+pub use blueprint::{Blueprint, BlueprintSpec, ClusterBlueprint};
 pub use crawler::{Crawler, CrawlerSpec};
 pub use datalake::{DataLake, DataLakeSpec};
 pub use workflow::{Workflow, WorkflowSpec};

@@ -24,6 +24,7 @@ use crate::common::{Conditions, FreeForm, LocalRef, SecretKeyRef};
     status = "WorkflowStatus",
     doc = "A workflow is a DAG of steps run as Jobs, with triggers; each execution is a WorkflowRun.",
     printcolumn = r#"{"name":"Ready","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].status"}"#,
+    printcolumn = r#"{"name":"Blueprint","type":"string","jsonPath":".spec.blueprintRef.name"}"#,
     printcolumn = r#"{"name":"Last Run","type":"string","jsonPath":".status.lastRun.name"}"#,
     printcolumn = r#"{"name":"Phase","type":"string","jsonPath":".status.lastRun.phase"}"#,
     printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
@@ -31,6 +32,8 @@ use crate::common::{Conditions, FreeForm, LocalRef, SecretKeyRef};
 #[serde(rename_all = "camelCase")]
 #[x_kube(validation = Rule::new("has(self.blueprintRef) != (size(self.steps) > 0)")
     .message("set exactly one of spec.steps or spec.blueprintRef"))]
+#[x_kube(validation = Rule::new("!has(self.blueprintRef) || !has(self.triggers) || size(self.triggers) == 0")
+    .message("spec.triggers: a blueprint instance has no triggers of its own; its blueprint renders workflows with theirs"))]
 #[x_kube(validation = Rule::new("self.steps.all(s, s.dependsOn.all(d, self.steps.exists(t, t.name == d)))")
     .message("spec.steps[].dependsOn must name steps of this workflow").field_path(".steps"))]
 #[x_kube(validation = Rule::new("self.steps.all(s, !(s.name in s.dependsOn))")
@@ -83,11 +86,14 @@ pub enum ConcurrencyPolicy {
     Replace,
 }
 
-/// Reference to a Blueprint and the values of its parameters.
+/// Reference to a Blueprint or ClusterBlueprint and the values of its parameters.
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct BlueprintRef {
-    /// Blueprint name, in the same namespace.
+    /// `Blueprint` (in the workflow's namespace) or `ClusterBlueprint` (the built-ins).
+    #[serde(default)]
+    pub kind: BlueprintKind,
+    /// Blueprint name (a Blueprint in the same namespace, or a ClusterBlueprint).
     #[schemars(
         length(min = 1, max = 253),
         regex(pattern = r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")
@@ -96,6 +102,25 @@ pub struct BlueprintRef {
     /// Parameter values, checked against the Blueprint's parameter types.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub parameters: BTreeMap<String, String>,
+}
+
+/// Which kind of blueprint a `blueprintRef` names.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]
+pub enum BlueprintKind {
+    /// A Blueprint in the instance's namespace.
+    #[default]
+    Blueprint,
+    /// A cluster-scoped ClusterBlueprint.
+    ClusterBlueprint,
+}
+
+impl std::fmt::Display for BlueprintKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            BlueprintKind::Blueprint => "Blueprint",
+            BlueprintKind::ClusterBlueprint => "ClusterBlueprint",
+        })
+    }
 }
 
 /// One step. Set exactly one of `crawl`, `sql`, `extract`, `container` or `spark`.
@@ -480,10 +505,40 @@ pub struct WorkflowStatus {
     /// that started a run.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_event_batch: Option<String>,
-    /// `<name>@<resourceVersion>` of the Blueprint the steps were expanded from, when
-    /// `blueprintRef` is set.
+    /// The blueprint (and its generation) a blueprint instance was last expanded from.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub expanded_from: Option<String>,
+    pub expanded_from: Option<ExpandedFrom>,
+    /// What a blueprint instance's expansion created (its children), in apply order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub children: Vec<ChildRef>,
+    /// The last `lakeform.dev/re-expand` token acted on (a blueprint instance re-expands from
+    /// the blueprint's current generation once per new token).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_re_expand: Option<String>,
+}
+
+/// Where a blueprint instance's children came from.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ExpandedFrom {
+    /// `Blueprint` or `ClusterBlueprint`.
+    pub kind: BlueprintKind,
+    /// Its name.
+    pub name: String,
+    /// Its `metadata.generation` when the instance was expanded.
+    pub generation: i64,
+    /// The instance's own `metadata.generation` (its parameters) at that expansion.
+    pub instance_generation: i64,
+}
+
+/// One object created by a blueprint instance.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ChildRef {
+    /// Its kind (`Crawler`, `Workflow` or `ConfigMap`).
+    pub kind: String,
+    /// Its name, in the instance's namespace.
+    pub name: String,
 }
 
 /// Short summary of a run.

@@ -45,6 +45,28 @@ fn chart_crds_are_up_to_date() {
     assert_holds_generated_crds("charts/lakeform/crds");
 }
 
+/// The chart installs the built-in blueprints from its own copy of `blueprints/`.
+#[test]
+fn chart_blueprints_are_the_built_ins() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let files = |dir: &str| -> BTreeSet<(String, String)> {
+        std::fs::read_dir(root.join(dir))
+            .unwrap_or_else(|e| panic!("{dir}/ is readable: {e}"))
+            .filter_map(|e| e.ok())
+            .map(|e| {
+                let text = std::fs::read_to_string(e.path()).expect("readable");
+                (e.file_name().to_string_lossy().to_string(), text)
+            })
+            .collect()
+    };
+    let built_in = files("blueprints");
+    assert_eq!(built_in.len(), 4, "four built-ins");
+    assert!(
+        files("charts/lakeform/blueprints") == built_in,
+        "charts/lakeform/blueprints/ differs from blueprints/: cp blueprints/*.yaml charts/lakeform/blueprints/"
+    );
+}
+
 #[test]
 fn crds_have_short_names_status_and_printer_columns() {
     let want = [
@@ -53,6 +75,7 @@ fn crds_have_short_names_status_and_printer_columns() {
         ("Workflow", "wf"),
         ("WorkflowRun", "wfr"),
         ("Blueprint", "bp"),
+        ("ClusterBlueprint", "cbp"),
     ];
     for (kind, short) in want {
         let c = crd::all()
@@ -60,7 +83,12 @@ fn crds_have_short_names_status_and_printer_columns() {
             .find(|c| c.spec.names.kind == kind)
             .expect(kind);
         assert_eq!(c.spec.group, "lakeform.dev");
-        assert_eq!(c.spec.scope, "Namespaced");
+        let scope = if kind.starts_with("Cluster") {
+            "Cluster"
+        } else {
+            "Namespaced"
+        };
+        assert_eq!(c.spec.scope, scope, "{kind}");
         assert!(
             c.spec
                 .names

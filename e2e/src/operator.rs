@@ -110,6 +110,8 @@ impl Operator {
             args.extend(["--set".into(), format!("events.port={port}")]);
             args.extend(["--set".into(), "events.enabled=true".into()]);
         }
+        // one release per test namespace: the cluster-scoped built-ins come from e2e/run
+        args.extend(["--set".into(), "builtinBlueprints.install=false".into()]);
         Ok(args)
     }
 

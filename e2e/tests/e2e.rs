@@ -2,6 +2,7 @@
 //! Every test works in its own namespace; `cargo test --test e2e -- controlplane` selects the
 //! control-plane tests.
 
+mod blueprint;
 mod catalog;
 mod chart;
 mod cluster;

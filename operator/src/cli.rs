@@ -38,6 +38,11 @@ enum Command {
         #[command(subcommand)]
         command: WorkflowCommand,
     },
+    /// Built-in blueprints, and what an instance of a blueprint would create.
+    Blueprint {
+        #[command(subcommand)]
+        command: BlueprintCommand,
+    },
     /// Print the version.
     Version,
     /// Helpers for debugging Jobs and the test environment.
@@ -53,6 +58,16 @@ enum CrawlerCommand {
     /// Start a crawl now: annotate the Crawler `lakeform.dev/run=<token>`; the operator starts
     /// one Job per token.
     Run(RunNowArgs),
+}
+
+#[derive(Subcommand, Debug)]
+enum BlueprintCommand {
+    /// List the built-in blueprints (ClusterBlueprints shipped in `blueprints/`) and their
+    /// parameters.
+    List,
+    /// Print the objects an instance would create, without a cluster (a preview for reviews):
+    /// `lakeform blueprint render database-snapshot --set connectionSecret=db --set …`.
+    Render(crate::cli_blueprint::RenderArgs),
 }
 
 #[derive(Subcommand, Debug)]
@@ -248,6 +263,12 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Workflow {
             command: WorkflowCommand::Runs(args),
         } => block_on(workflow_runs(args)),
+        Command::Blueprint {
+            command: BlueprintCommand::List,
+        } => crate::cli_blueprint::list(&mut std::io::stdout().lock()),
+        Command::Blueprint {
+            command: BlueprintCommand::Render(args),
+        } => crate::cli_blueprint::render(&args, &mut std::io::stdout().lock()),
         Command::Version => {
             println!("lakeform {VERSION}");
             Ok(())

@@ -3,6 +3,7 @@
 
 mod catalog;
 mod cli;
+mod cli_blueprint;
 mod controller;
 mod desired;
 mod storage;

@@ -11,7 +11,9 @@ mod workflow;
 
 use std::fmt;
 
-pub use blueprint::{render_blueprint, resolve_parameters, validate_blueprint};
+pub use blueprint::{
+    Params, render_blueprint, resolve_parameters, sample_parameters, validate_blueprint,
+};
 pub use crawler::validate_crawler;
 pub use dag::topological_order;
 pub use datalake::validate_datalake;

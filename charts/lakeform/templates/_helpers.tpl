@@ -120,10 +120,13 @@ granting what its creator does not hold, so every rule of those Roles is covered
   verbs: [patch]
 # Crawler controller: watch (controller/crawler/mod.rs `run`), read the live object before an
 # event batch (controller/notifications/batcher.rs) and before a status write
-# (crawler/status.rs); crawl Jobs' Role grants `get` on their Crawler.
+# (crawler/status.rs); crawl Jobs' Role grants `get` on their Crawler. Blueprint instances
+# dry-run, apply and prune the Crawlers they render (controller/workflow/instance.rs,
+# controller/apply.rs `Applier::check`, `apply`: get, server-side apply (create, patch), list,
+# delete).
 - apiGroups: [lakeform.dev]
   resources: [crawlers]
-  verbs: [get, list, watch]
+  verbs: [get, list, watch, create, patch, delete]
 # Crawler status (controller/crawler/status.rs `patch_status`); the crawl Jobs' Role grants
 # `get` and `patch` on their Crawler's status (worker/src/crawl: `get_status`, `patch_status`).
 - apiGroups: [lakeform.dev]
@@ -131,10 +134,13 @@ granting what its creator does not hold, so every rule of those Roles is covered
   verbs: [get, patch]
 # Workflow controller: watch (controller/workflow/mod.rs `run`), read triggers' upstream
 # workflows (`get`), hand an event batch to a Workflow by annotation
-# (controller/notifications/batcher.rs `Patch::Merge`).
+# (controller/notifications/batcher.rs `Patch::Merge`); blueprint instances dry-run, apply and
+# prune the Workflows they render (controller/workflow/instance.rs: get, server-side apply
+# (create, patch), list, delete); the Blueprint controller counts instances
+# (controller/blueprint.rs `list`).
 - apiGroups: [lakeform.dev]
   resources: [workflows]
-  verbs: [get, list, watch, patch]
+  verbs: [get, list, watch, create, patch, delete]
 # Workflow status (controller/workflow/status.rs `patch_status`, server-side apply).
 - apiGroups: [lakeform.dev]
   resources: [workflows/status]
@@ -145,6 +151,16 @@ granting what its creator does not hold, so every rule of those Roles is covered
 - apiGroups: [lakeform.dev]
   resources: [workflowruns]
   verbs: [get, list, watch, create, patch, delete]
+# Blueprint controller: watch and validate (controller/blueprint.rs `run`); instances read the
+# Blueprint they name (controller/workflow/instance.rs `dereference`); the Workflow controller
+# watches Blueprints to mark instances UpToDate=False (workflow/mod.rs `run`).
+- apiGroups: [lakeform.dev]
+  resources: [blueprints]
+  verbs: [get, list, watch]
+# Blueprint status (controller/blueprint.rs `write`, server-side apply).
+- apiGroups: [lakeform.dev]
+  resources: [blueprints/status]
+  verbs: [patch]
 # Run and step states (controller/workflow_run/status.rs `patch_status`, server-side apply).
 - apiGroups: [lakeform.dev]
   resources: [workflowruns/status]

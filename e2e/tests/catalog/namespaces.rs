@@ -149,7 +149,7 @@ async fn external_catalog_namespaces_outage_and_secrets() -> Result<()> {
         crate::storage::common::condition(&down, "Ready").map(|c| c.1)
             == Some("CatalogUnreachable".into())
     );
-    let evs = wait_event(&ctx, &lake, "Warning", "CatalogUnreachable").await?;
+    wait_event(&ctx, &lake, "Warning", "CatalogUnreachable").await?;
     server.restart().await?;
     wait_ready(&ctx, &lake).await?;
     op_alive(&op)?;

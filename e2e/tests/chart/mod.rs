@@ -92,6 +92,7 @@ async fn check_case(ctx: &TestContext, helm: &Path, chart: &str, case: &Case) ->
         "Deployment",
         "ServiceAccount",
         "Service",
+        "ClusterBlueprint",
     ] {
         if !kinds.contains(want) {
             bail!("helm template rendered no {want}; kinds: {kinds:?}");
@@ -234,6 +235,8 @@ async fn install_then_uninstall_leaves_only_the_crds() -> Result<()> {
     ] {
         install.extend(["--set-string", set]);
     }
+    // the built-in ClusterBlueprints are e2e/run's (cluster-wide; this release is namespaced)
+    install.extend(["--set", "builtinBlueprints.install=false"]);
     run(&helm, &install, None).await?;
 
     let before = release_objects(&ctx).await?;
@@ -283,6 +286,7 @@ async fn install_then_uninstall_leaves_only_the_crds() -> Result<()> {
         "workflows",
         "workflowruns",
         "blueprints",
+        "clusterblueprints",
     ] {
         if !crds.contains(&format!("{crd}.lakeform.dev")) {
             bail!("the CRD {crd}.lakeform.dev should stay after uninstall; CRDs: {crds}");

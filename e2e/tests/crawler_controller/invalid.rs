@@ -91,9 +91,9 @@ async fn scenario(ctx: &TestContext, catalog: &str, lake_name: &str, database: &
     wait_ready_is(ctx, "bad-cron", "False", "InvalidSpec").await?;
     for c in ["bad-cron", "bad-zone"] {
         ensure!(!cronjob_exists(ctx, c).await?, "{c} has a CronJob");
-        let evs = wait_event(ctx, c, "Warning", "InvalidSpec").await?;
+        wait_event(ctx, c, "Warning", "InvalidSpec").await?;
     }
-    let evs = wait_event(ctx, "no-lake", "Warning", "LakeNotFound").await?;
+    wait_event(ctx, "no-lake", "Warning", "LakeNotFound").await?;
 
     // fixing the specs brings the CronJobs
     patch_spec(ctx, "bad-cron", json!({"schedule": {"cron": "0 3 * * *"}})).await?;

@@ -138,7 +138,7 @@ async fn external_storage_zones_become_buckets_and_converge() -> Result<()> {
             == 1.0,
         "quota set once"
     );
-    let evs = wait_event(&ctx, &lake, "Normal", "BucketCreated").await?;
+    wait_event(&ctx, &lake, "Normal", "BucketCreated").await?;
 
     // A quiet resync writes nothing: several resync periods pass without storage writes or
     // status changes.

@@ -72,7 +72,7 @@ async fn unreachable_endpoint_then_fixed() -> Result<()> {
     )
     .await?;
     wait_condition(&ctx, &lake, "StorageReady", "False", "EndpointUnreachable").await?;
-    let evs = wait_event(&ctx, &lake, "Warning", "EndpointUnreachable").await?;
+    wait_event(&ctx, &lake, "Warning", "EndpointUnreachable").await?;
     // With Retain, a lake whose storage is unreachable can still be deleted.
     delete_lake(&ctx, &lake).await?;
 

@@ -239,7 +239,7 @@ spec:
             && message.contains("source-db"),
         "{message}"
     );
-    let evs = wait_event(ctx, "etl", "Warning", "SecretNotFound").await?;
+    wait_event(ctx, "etl", "Warning", "SecretNotFound").await?;
     apply(
         ctx,
         &format!(

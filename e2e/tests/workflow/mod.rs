@@ -5,7 +5,7 @@
 //! `e2e/run workflow` selects these.
 
 mod chain;
-mod common;
+pub mod common;
 mod dag;
 mod events;
 mod extract_mysql;

@@ -1,7 +1,7 @@
 //! Triggers and validation: a cron schedule creates runs on the minute, the history limit
 //! trims finished runs; a cycle, a bad cron expression, a missing DataLake and a blueprintRef
-//! (not expanded by this version) each give `Ready=False` with a reason and a message naming
-//! the field, and no runs.
+//! to a blueprint that does not exist each give `Ready=False` with a reason and a message
+//! naming the field, and no runs.
 
 use std::time::Duration;
 
@@ -116,12 +116,15 @@ spec:
         ),
     )
     .await?;
-    let m = ready_is(ctx, "fromblueprint", "Unsupported").await?;
-    ensure!(m.contains("spec.blueprintRef: blueprint expansion"), "{m}");
+    let m = ready_is(ctx, "fromblueprint", "BlueprintNotFound").await?;
+    ensure!(
+        m.contains("Blueprint nightly-snapshot (spec.blueprintRef)"),
+        "{m}"
+    );
     for (name, reason) in [
         ("cycle", "InvalidSpec"),
         ("nolake", "LakeNotFound"),
-        ("fromblueprint", "Unsupported"),
+        ("fromblueprint", "BlueprintNotFound"),
     ] {
         eventually(
             &format!("a Warning {reason} event for {name}"),

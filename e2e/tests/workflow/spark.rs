@@ -106,7 +106,7 @@ spec:
         message.contains("spec.steps[0] (fit)") && message.contains(CRD),
         "{message}"
     );
-    let evs = wait_event(ctx, "train", "Warning", "SparkOperatorMissing").await?;
+    wait_event(ctx, "train", "Warning", "SparkOperatorMissing").await?;
 
     // the operator gets installed: the workflow recovers by itself
     crds.create(&PostParams::default(), &spark_crd()?).await?;

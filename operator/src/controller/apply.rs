@@ -171,6 +171,55 @@ impl<'a> Applier<'a> {
         Ok(applied)
     }
 
+    /// What the API server would refuse in `set`, without writing anything: an object that
+    /// exists but is not the set's (by its ownership labels), or one that a server-side
+    /// dry-run apply rejects (schema, CEL, admission). Objects already as desired (their hash)
+    /// are not dry-run, so a quiet resync sends only reads. One line per refused object.
+    pub async fn check(&self, set: &DesiredSet) -> Result<Vec<String>, Error> {
+        let mut refused = Vec::new();
+        for obj in set.objects() {
+            let api = self.api(&obj.resource);
+            let what = || {
+                format!(
+                    "reading {} {}/{}",
+                    obj.resource.kind, self.namespace, obj.name
+                )
+            };
+            if let Some(live) = api.get_opt(&obj.name).await.during(what)? {
+                if !set.ownership().is_some_and(|o| o.covers(live.labels())) {
+                    refused.push(format!(
+                        "{} {}: it already exists and is not this set's to manage",
+                        obj.resource.kind, obj.name
+                    ));
+                    continue;
+                }
+                // already as desired: `apply` will send nothing, so there is nothing to check
+                if live.annotations().get(HASH_ANNOTATION) == Some(&obj.hash) {
+                    continue;
+                }
+            }
+            let params = PatchParams::apply(FIELD_MANAGER).force().dry_run();
+            match api
+                .patch(&obj.name, &params, &Patch::Apply(&obj.body))
+                .await
+            {
+                Ok(_) => {}
+                Err(kube::Error::Api(s)) if (400..500).contains(&s.code) => {
+                    refused.push(format!("{} {}: {}", obj.resource.kind, obj.name, s.message));
+                }
+                Err(e) => {
+                    return Err(e).during(|| {
+                        format!(
+                            "dry-running {} {}/{}",
+                            obj.resource.kind, self.namespace, obj.name
+                        )
+                    });
+                }
+            }
+        }
+        Ok(refused)
+    }
+
     fn api(&self, kind: &ApiResource) -> Api<DynamicObject> {
         Api::namespaced_with(self.client.clone(), self.namespace, kind)
     }

@@ -2,6 +2,7 @@
 //! graceful shutdown.
 
 pub mod apply;
+pub mod blueprint;
 pub mod context;
 pub mod crawler;
 pub mod datalake;
@@ -258,7 +259,9 @@ fn controllers(
             stopped(),
         )
     });
+    let blueprints = spawn_per_scope(&scopes, |ns| blueprint::run(ctx.clone(), ns, stopped()));
     async {
+        let _ = blueprints.await;
         let _ = datalakes.await;
         let _ = crawlers.await;
         let _ = workflows.await;

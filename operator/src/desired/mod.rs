@@ -1,6 +1,7 @@
 //! Pure functions from a validated spec to the desired objects. Nothing here talks to the
 //! network; every builder is unit-tested from YAML fixtures.
 
+pub mod blueprint;
 pub mod buckets;
 pub mod connection;
 pub mod crawler;

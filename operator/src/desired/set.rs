@@ -64,7 +64,7 @@ pub struct GeneratedSecret {
     /// The Secret's name (checked before anything is generated).
     pub name: String,
     /// Builds the Secret; called only when it is missing.
-    pub make: Box<dyn FnOnce(Tokens<'_>) -> Secret + Send>,
+    pub make: Box<dyn FnOnce(Tokens<'_>) -> Secret + Send + Sync>,
 }
 
 impl std::fmt::Debug for GeneratedSecret {
@@ -91,6 +91,16 @@ impl Ownership {
             selector: selector.into(),
             kinds: Vec::new(),
         }
+    }
+
+    /// Whether `labels` match the selector (equality terms `k=v`, comma-separated).
+    pub fn covers(&self, labels: &std::collections::BTreeMap<String, String>) -> bool {
+        self.selector
+            .split(',')
+            .all(|term| match term.split_once('=') {
+                Some((k, v)) => labels.get(k.trim()).map(String::as_str) == Some(v.trim()),
+                None => false,
+            })
     }
 
     /// Also prune objects of kind `K`.
@@ -131,11 +141,28 @@ impl DesiredSet {
         Ok(())
     }
 
+    /// Add an object given as JSON (`apiVersion`, `kind`, `metadata`, …) of kind `resource`.
+    pub fn add_value(
+        &mut self,
+        resource: ApiResource,
+        name: String,
+        body: serde_json::Value,
+    ) -> Result<(), serde_json::Error> {
+        let hash = content_hash(&body)?;
+        self.objects.push(DesiredObject {
+            resource,
+            name,
+            body,
+            hash,
+        });
+        Ok(())
+    }
+
     /// Add a Secret created once from generated tokens.
     pub fn generate(
         &mut self,
         name: String,
-        make: impl FnOnce(Tokens<'_>) -> Secret + Send + 'static,
+        make: impl FnOnce(Tokens<'_>) -> Secret + Send + Sync + 'static,
     ) {
         self.generated.push(GeneratedSecret {
             name,

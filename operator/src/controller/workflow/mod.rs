@@ -5,6 +5,8 @@
 //! on-demand token, cron schedules, afterWorkflow, under the `concurrencyPolicy`, and history
 //! trimming; carried out by [`runs`]) → status (`Ready`, `lastRun`, `activeRuns`,
 //! `nextScheduleTimes`; [`status`]). Runs themselves are the WorkflowRun controller's.
+//! A Workflow with `spec.blueprintRef` is a blueprint instance and takes the [`instance`]
+//! pipeline instead (expand the blueprint into children, apply and prune them).
 //!
 //! A stage that cannot go on refuses ([`Refusal`]): `Ready=False` with its reason and message,
 //! a Warning event when that verdict is new, the reason as the reconcile's metric result, and
@@ -12,6 +14,7 @@
 
 mod access;
 pub mod events;
+pub mod instance;
 mod runs;
 mod status;
 pub mod triggers;
@@ -25,9 +28,10 @@ use kube::runtime::controller::{Action, Controller};
 use kube::runtime::events::EventType;
 use kube::runtime::reflector::{ObjectRef, Store};
 use kube::runtime::watcher;
+use lakeform_api::blueprint::{Blueprint, ClusterBlueprint};
 use lakeform_api::datalake::DataLake;
 use lakeform_api::validate::validate_workflow;
-use lakeform_api::workflow::Workflow;
+use lakeform_api::workflow::{BlueprintKind, Workflow};
 use lakeform_api::workflow_run::WorkflowRun;
 
 use super::context::Context;
@@ -47,9 +51,6 @@ fn key(wf: &Workflow) -> String {
 /// What this version cannot run in `wf`, one line each.
 fn unsupported(wf: &Workflow) -> Vec<String> {
     let mut out = Vec::new();
-    if wf.spec.blueprint_ref.is_some() {
-        out.push("spec.blueprintRef: blueprint expansion".to_string());
-    }
     for (i, s) in wf.spec.steps.iter().enumerate() {
         if !build::supported(s) {
             out.push(format!(
@@ -144,6 +145,9 @@ async fn reconcile(wf: Arc<Workflow>, wctx: Arc<WorkflowContext>) -> Result<Acti
     let now = jiff::Timestamp::now();
     let own = runs::own(wf, ctx).await?;
     let mut status = Status::new(wf, &own, now);
+    if wf.spec.blueprint_ref.is_some() {
+        return instance::reconcile(wf, ctx, status).await;
+    }
     if wf.spec.paused {
         status.paused();
         status.write(wf, ctx).await?;
@@ -211,6 +215,21 @@ fn downstream_of(store: &Store<Workflow>, run: &WorkflowRun) -> Vec<ObjectRef<Wo
         .collect()
 }
 
+/// The blueprint instances in `store` naming the blueprint `kind`/`name`.
+fn instances_of(
+    store: &Store<Workflow>,
+    kind: BlueprintKind,
+    name: &str,
+    ns: Option<&str>,
+) -> Vec<ObjectRef<Workflow>> {
+    store
+        .state()
+        .iter()
+        .filter(|w| instance::names_blueprint(w, kind, name, ns))
+        .map(|w| ObjectRef::from_obj(w.as_ref()))
+        .collect()
+}
+
 /// Run the Workflow controller until `shutdown` resolves.
 pub async fn run(
     ctx: Arc<Context>,
@@ -226,11 +245,37 @@ pub async fn run(
         ),
         None => (Api::all(client.clone()), Api::all(client.clone())),
     };
+    let blueprints: Api<Blueprint> = match &namespace {
+        Some(ns) => Api::namespaced(client.clone(), ns),
+        None => Api::all(client.clone()),
+    };
     let controller = Controller::new(workflows, watcher::Config::default());
     let store = controller.store();
+    let (by_blueprint, by_cluster_blueprint) = (store.clone(), store.clone());
     let upstream_runs = runs.clone();
     controller
         .owns(runs, watcher::Config::default())
+        // a blueprint's change wakes its instances (they show UpToDate=False)
+        .watches(blueprints, watcher::Config::default(), move |b| {
+            instances_of(
+                &by_blueprint,
+                BlueprintKind::Blueprint,
+                &b.name_any(),
+                b.namespace().as_deref(),
+            )
+        })
+        .watches(
+            Api::<ClusterBlueprint>::all(client.clone()),
+            watcher::Config::default(),
+            move |b| {
+                instances_of(
+                    &by_cluster_blueprint,
+                    BlueprintKind::ClusterBlueprint,
+                    &b.name_any(),
+                    None,
+                )
+            },
+        )
         // a run of another workflow wakes the workflows triggered after it
         .watches(upstream_runs, watcher::Config::default(), move |run| {
             downstream_of(&store, &run)

@@ -57,10 +57,15 @@ impl Status {
 
     /// The `Ready` verdict.
     pub fn ready(&mut self, ok: bool, reason: &str, message: String) {
+        self.condition(CONDITION_READY, ok, reason, message);
+    }
+
+    /// Any other condition (`UpToDate` of a blueprint instance).
+    pub fn condition(&mut self, type_: &str, ok: bool, reason: &str, message: String) {
         set_condition(
             &mut self.status.conditions,
             condition(
-                CONDITION_READY,
+                type_,
                 ok,
                 reason,
                 message,
@@ -68,6 +73,11 @@ impl Status {
                 self.now.clone(),
             ),
         );
+    }
+
+    /// Whether condition `type_` already has `reason` (a verdict that is not news).
+    pub fn has(&self, type_: &str, reason: &str) -> bool {
+        find_condition(&self.status.conditions, type_).is_some_and(|c| c.reason == reason)
     }
 
     /// `spec.paused`: nothing fires.

@@ -329,11 +329,23 @@ async fn dereference(
     };
     adopt(run, &workflow, ctx).await?;
     if workflow.spec.blueprint_ref.is_some() {
+        let children = workflow
+            .status
+            .as_ref()
+            .map(|s| {
+                s.children
+                    .iter()
+                    .filter(|c| c.kind == "Workflow")
+                    .map(|c| c.name.clone())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            })
+            .unwrap_or_default();
         let m = format!(
-            "Workflow {wf_name} is expanded from a Blueprint, which this lakeform version cannot \
-             expand yet"
+            "Workflow {wf_name} is a blueprint instance and has no steps of its own; run one of \
+             the workflows it created instead: {children}"
         );
-        return Ok(Err(Refusal::new("BlueprintNotSupported", m)));
+        return Ok(Err(Refusal::new("BlueprintInstance", m)));
     }
     let lake_name = &workflow.spec.lake_ref.name;
     let Some(lake) = Api::<DataLake>::namespaced(ctx.client.clone(), &ns)
