@@ -165,13 +165,14 @@ fn child(
              namespace {namespace}"
         ));
     }
-    if kind != "ConfigMap" && body.pointer("/spec/lakeRef").is_none() {
-        if let Some(spec) = body.get_mut("spec").and_then(Value::as_object_mut) {
-            spec.insert(
-                "lakeRef".into(),
-                json!({"name": instance.spec.lake_ref.name}),
-            );
-        }
+    if kind != "ConfigMap"
+        && body.pointer("/spec/lakeRef").is_none()
+        && let Some(spec) = body.get_mut("spec").and_then(Value::as_object_mut)
+    {
+        spec.insert(
+            "lakeRef".into(),
+            json!({"name": instance.spec.lake_ref.name}),
+        );
     }
     check_kind(instance, &kind, &name, &body)?;
     let meta = body
