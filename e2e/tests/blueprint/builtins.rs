@@ -2,9 +2,10 @@
 //! end: instantiated against the local environment, their child workflows run through the real
 //! Job controller, and PyIceberg — a client we did not write — reads every table they make.
 //!
-//! - database-snapshot and database-incremental over a PostgreSQL database of four tables
-//!   (one without a primary key and with a compound bookmark, one excluded by a pattern): every
-//!   target table equals its source; new rows → the next incremental run loads only those.
+//! - database-snapshot and database-incremental over a PostgreSQL and a MariaDB database of
+//!   four tables each (one without a primary key and with a compound bookmark, one excluded by a
+//!   pattern): every target table equals its source; new rows → the next incremental run loads
+//!   only those.
 //! - log-files over Apache combined logs: the curated table has every line and a real
 //!   timestamp column; landing-zone: an uploaded CSV reaches the curated table through a
 //!   bucket event.
@@ -16,6 +17,8 @@ use anyhow::{Context, Result, ensure};
 use kube::api::ListParams;
 use lakeform_api::workflow_run::{Phase, WorkflowRun};
 use lakeform_e2e::{TestContext, lake};
+use mysql_async::prelude::Queryable;
+use mysql_async::{Conn, Opts, OptsBuilder};
 use tokio_postgres::{Client, NoTls};
 
 use super::common::{children, wait_condition};
@@ -90,7 +93,13 @@ fn tuples(
 
 // ------------------------------------------------------------------------------ databases
 
-const SEED: &str = "
+/// A source database, PostgreSQL or MariaDB, and the SQL spoken to it.
+enum Source {
+    Postgres(Client),
+    Mysql(Conn),
+}
+
+const PG_SEED: &str = "
 CREATE TABLE customers (id int PRIMARY KEY, name text NOT NULL, updated_at timestamptz NOT NULL);
 CREATE TABLE orders (id bigint PRIMARY KEY, customer_id int NOT NULL, amount int NOT NULL);
 CREATE TABLE events (day date NOT NULL, seq int NOT NULL, kind text NOT NULL);
@@ -102,24 +111,80 @@ INSERT INTO events SELECT date '2026-11-01' + (i / 10), i % 10, 'kind-' || (i % 
 INSERT INTO audit_log (note) VALUES ('never copied');
 ";
 
-/// The columns compared per table, and the same as text in PostgreSQL.
-const TABLES: [(&str, &[&str], &str); 3] = [
+const PG_NEW_ROWS: &str = "
+INSERT INTO orders SELECT i, 1 + i % 30, i * 3 FROM generate_series(201, 205) i;
+INSERT INTO events SELECT date '2026-11-06', i, 'late' FROM generate_series(0, 2) i;
+";
+
+/// The same tables in MariaDB (its sequence engine stands in for generate_series).
+const MYSQL_SEED: &str = "
+CREATE TABLE customers (id int PRIMARY KEY, name varchar(64) NOT NULL, updated_at datetime(6) NOT NULL);
+CREATE TABLE orders (id bigint PRIMARY KEY, customer_id int NOT NULL, amount int NOT NULL);
+CREATE TABLE events (day date NOT NULL, seq int NOT NULL, kind varchar(16) NOT NULL);
+CREATE TABLE audit_log (id int AUTO_INCREMENT PRIMARY KEY, note text);
+INSERT INTO customers SELECT seq, CONCAT('customer ', seq), TIMESTAMP('2026-01-01') + INTERVAL seq MINUTE FROM seq_1_to_30;
+INSERT INTO orders SELECT seq, 1 + seq % 30, seq * 3 FROM seq_1_to_200;
+INSERT INTO events SELECT DATE('2026-11-01') + INTERVAL (seq DIV 10) DAY, seq % 10, CONCAT('kind-', seq % 3) FROM seq_0_to_49;
+INSERT INTO audit_log (note) VALUES ('never copied')
+";
+
+const MYSQL_NEW_ROWS: &str = "
+INSERT INTO orders SELECT seq, 1 + seq % 30, seq * 3 FROM seq_201_to_205;
+INSERT INTO events SELECT DATE('2026-11-06'), seq, 'late' FROM seq_0_to_2
+";
+
+/// The tables compared: lake columns, and the same row as text in PostgreSQL and in MariaDB.
+const TABLES: [(&str, &[&str], &str, &str); 3] = [
     (
         "customers",
         &["id", "name"],
         "SELECT id::text || '|' || name FROM customers",
+        "SELECT CONCAT(id, '|', name) FROM customers",
     ),
     (
         "orders",
         &["id", "customer_id", "amount"],
         "SELECT id || '|' || customer_id || '|' || amount FROM orders",
+        "SELECT CONCAT(id, '|', customer_id, '|', amount) FROM orders",
     ),
     (
         "events",
         &["day", "seq", "kind"],
         "SELECT to_char(day, 'YYYY-MM-DD') || '|' || seq || '|' || kind FROM events",
+        "SELECT CONCAT(DATE_FORMAT(day, '%Y-%m-%d'), '|', seq, '|', kind) FROM events",
     ),
 ];
+
+impl Source {
+    /// Run statements separated by `;`.
+    async fn execute(&mut self, sql: &str) -> Result<()> {
+        match self {
+            Source::Postgres(c) => c.batch_execute(sql).await.map_err(Into::into),
+            Source::Mysql(c) => {
+                for stmt in sql.split(';').map(str::trim).filter(|s| !s.is_empty()) {
+                    c.query_drop(stmt)
+                        .await
+                        .with_context(|| format!("running {stmt}"))?;
+                }
+                Ok(())
+            }
+        }
+    }
+
+    /// Table `i` of [`TABLES`] as text rows.
+    async fn rows(&mut self, i: usize) -> Result<BTreeSet<String>> {
+        let (_, _, pg_sql, mysql_sql) = TABLES[i];
+        Ok(match self {
+            Source::Postgres(c) => c
+                .query(pg_sql, &[])
+                .await?
+                .iter()
+                .map(|r| r.get::<_, String>(0))
+                .collect(),
+            Source::Mysql(c) => c.query::<String, _>(mysql_sql).await?.into_iter().collect(),
+        })
+    }
+}
 
 async fn pg(url: &str) -> Result<Client> {
     let (client, conn) = tokio_postgres::connect(url, NoTls)
@@ -129,21 +194,33 @@ async fn pg(url: &str) -> Result<Client> {
     Ok(client)
 }
 
+async fn mariadb(url: &str) -> Result<Conn> {
+    let opts = OptsBuilder::from_opts(Opts::from_url(url)?)
+        .prefer_socket(false)
+        .init(vec!["SET time_zone = '+00:00'"]);
+    Conn::new(opts)
+        .await
+        .context("connecting to the test MariaDB")
+}
+
+/// `url` with its database replaced by `db`.
+fn with_db(url: &str, db: &str) -> Result<String> {
+    match url.rfind('/') {
+        Some(i) => Ok(format!("{}/{db}", &url[..i])),
+        None => anyhow::bail!("{url:?} names no database"),
+    }
+}
+
 /// Every target table (`<prefix><table>`) equals its source table; the excluded one is absent.
 async fn tables_equal_source(
     ctx: &TestContext,
     catalog: &str,
     database: &str,
     prefix: &str,
-    source: &Client,
+    source: &mut Source,
 ) -> Result<()> {
-    for (table, columns, sql) in TABLES {
-        let want: BTreeSet<String> = source
-            .query(sql, &[])
-            .await?
-            .iter()
-            .map(|r| r.get::<_, String>(0))
-            .collect();
+    for (i, (table, columns, _, _)) in TABLES.iter().enumerate() {
+        let want = source.rows(i).await?;
         let got = tuples(
             &lake_rows(ctx, catalog, database, &format!("{prefix}{table}")).await?,
             columns,
@@ -189,109 +266,169 @@ async fn extract_counts(ctx: &TestContext, job: &str, table: &str) -> Result<(i6
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn database_blueprints_copy_postgres_tables_and_then_only_new_rows() -> Result<()> {
     staged(
-        "bp-db",
-        "bd",
+        "bp-pg",
+        "bp",
         Needs {
             jobs: true,
             ..Needs::default()
         },
-        databases,
+        async |ctx, catalog, lake_name, database| {
+            let db = format!("{}_src", lake_name.replace('-', "_"));
+            let mut admin = Source::Postgres(pg(&ctx.env.pg_url).await?);
+            admin
+                .execute(&format!("DROP DATABASE IF EXISTS {db}"))
+                .await?;
+            // (one statement per call: PostgreSQL runs a batch in a transaction)
+            admin.execute(&format!("CREATE DATABASE {db}")).await?;
+            let url = with_db(&ctx.env.pg_url, &db)?;
+            let source = Source::Postgres(pg(&url).await?);
+            let stage = Stage {
+                ctx,
+                catalog,
+                lake_name,
+                database,
+                url,
+                engine: "Postgres",
+                schema: "public".into(),
+                db: db.clone(),
+            };
+            let result = stage.run(source, PG_SEED, PG_NEW_ROWS).await;
+            admin
+                .execute(&format!("DROP DATABASE IF EXISTS {db} WITH (FORCE)"))
+                .await?;
+            result
+        },
     )
     .await
 }
 
-async fn databases(
-    ctx: &TestContext,
-    catalog: &str,
-    lake_name: &str,
-    database: &str,
-) -> Result<()> {
-    let db = format!("{}_src", lake_name.replace('-', "_"));
-    let admin = pg(&ctx.env.pg_url).await?;
-    admin
-        .batch_execute(&format!("DROP DATABASE IF EXISTS {db}"))
-        .await?;
-    admin
-        .batch_execute(&format!("CREATE DATABASE {db}"))
-        .await?;
-    let result = with_database(ctx, catalog, lake_name, database, &db).await;
-    admin
-        .batch_execute(&format!("DROP DATABASE IF EXISTS {db} WITH (FORCE)"))
-        .await?;
-    result
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn database_blueprints_copy_mariadb_tables_and_then_only_new_rows() -> Result<()> {
+    staged(
+        "bp-maria",
+        "bm",
+        Needs {
+            jobs: true,
+            ..Needs::default()
+        },
+        async |ctx, catalog, lake_name, database| {
+            let admin_url = ctx.env.mysql_url.clone().context(
+                "LAKEFORM_MYSQL_URL is not in the e2e env: rerun e2e/up (it starts MariaDB)",
+            )?;
+            let db = format!("{}_src", lake_name.replace('-', "_"));
+            let mut admin = Source::Mysql(mariadb(&admin_url).await?);
+            admin
+                .execute(&format!(
+                    "DROP DATABASE IF EXISTS {db}; CREATE DATABASE {db}"
+                ))
+                .await?;
+            let url = with_db(&admin_url, &db)?;
+            let source = Source::Mysql(mariadb(&url).await?);
+            // in MySQL the schema of database/schema/table is the database itself
+            let stage = Stage {
+                ctx,
+                catalog,
+                lake_name,
+                database,
+                url,
+                engine: "Mysql",
+                schema: db.clone(),
+                db: db.clone(),
+            };
+            let result = stage.run(source, MYSQL_SEED, MYSQL_NEW_ROWS).await;
+            admin
+                .execute(&format!("DROP DATABASE IF EXISTS {db}"))
+                .await?;
+            result
+        },
+    )
+    .await
 }
 
-async fn with_database(
-    ctx: &TestContext,
-    catalog: &str,
-    lake_name: &str,
-    database: &str,
-    db: &str,
-) -> Result<()> {
-    let url = match ctx.env.pg_url.rfind('/') {
-        Some(i) => format!("{}/{db}", &ctx.env.pg_url[..i]),
-        None => anyhow::bail!("LAKEFORM_PG_URL has no database: {}", ctx.env.pg_url),
-    };
-    let source = pg(&url).await?;
-    source.batch_execute(SEED).await?;
-    ready_lake(ctx, catalog, lake_name, database).await?;
-    apply(ctx, &format!("apiVersion: v1\nkind: Secret\nmetadata: {{name: shop-db}}\nstringData: {{url: '{url}'}}\n")).await?;
-    let common = |prefix: &str| {
+/// One database scenario: the lake, the source database, and how tables are named in it.
+struct Stage<'a> {
+    ctx: &'a TestContext,
+    catalog: &'a str,
+    lake_name: &'a str,
+    database: &'a str,
+    url: String,
+    /// `Postgres` or `Mysql`.
+    engine: &'static str,
+    /// The middle part of `database/schema/table` (and of bookmarks' `schema.table`).
+    schema: String,
+    db: String,
+}
+
+impl Stage<'_> {
+    /// The parameters both database blueprints take.
+    fn parameters(&self, prefix: &str) -> Vec<(&'static str, String)> {
+        let (db, schema) = (&self.db, &self.schema);
         vec![
-            ("connectionSecret", "shop-db".to_string()),
-            ("tables", format!("{db}/public/%")),
-            ("exclude", format!("{db}/public/audit%")),
-            ("targetDatabase", database.to_string()),
+            ("engine", self.engine.to_string()),
+            ("connectionSecret", "source-db".to_string()),
+            ("tables", format!("{db}/{schema}/%")),
+            ("exclude", format!("{db}/{schema}/audit%")),
+            ("targetDatabase", self.database.to_string()),
             ("tablePrefix", prefix.to_string()),
             ("schedule", "0 3 1 1 *".to_string()),
         ]
-    };
-    apply(
-        ctx,
-        &instance("snap", lake_name, "database-snapshot", &common("snap_")),
-    )
-    .await?;
-    let mut inc = common("inc_");
-    inc.push((
-        "bookmarks",
-        "public.orders=id, public.events=day+seq, public.customers=updated_at".into(),
-    ));
-    apply(
-        ctx,
-        &instance("inc", lake_name, "database-incremental", &inc),
-    )
-    .await?;
-    wait_condition(ctx, "snap", "Ready", "Expanded").await?;
-    wait_condition(ctx, "inc", "Ready", "Expanded").await?;
+    }
 
-    run_ok(ctx, "snap-1", "snap-snapshot").await?;
-    run_ok(ctx, "inc-1", "inc-load").await?;
-    tables_equal_source(ctx, catalog, database, "snap_", &source).await?;
-    tables_equal_source(ctx, catalog, database, "inc_", &source).await?;
-    println!(
-        "database-snapshot and database-incremental: 3 tables equal PostgreSQL's, audit_log excluded"
-    );
-
-    source
-        .batch_execute(
-            "INSERT INTO orders SELECT i, 1 + i % 30, i * 3 FROM generate_series(201, 205) i;
-             INSERT INTO events SELECT date '2026-11-06', i, 'late' FROM generate_series(0, 2) i;",
+    async fn run(&self, mut source: Source, seed: &str, new_rows: &str) -> Result<()> {
+        let (ctx, catalog, database, schema) =
+            (self.ctx, self.catalog, self.database, &self.schema);
+        source.execute(seed).await?;
+        ready_lake(ctx, catalog, self.lake_name, database).await?;
+        apply(ctx, &format!("apiVersion: v1\nkind: Secret\nmetadata: {{name: source-db}}\nstringData: {{url: '{}'}}\n", self.url)).await?;
+        apply(
+            ctx,
+            &instance(
+                "snap",
+                self.lake_name,
+                "database-snapshot",
+                &self.parameters("snap_"),
+            ),
         )
         .await?;
-    run_ok(ctx, "inc-2", "inc-load").await?;
-    let orders = extract_counts(ctx, "inc-2-extract-1", "public.orders").await?;
-    let events = extract_counts(ctx, "inc-2-extract-1", "public.events").await?;
-    ensure!(
-        orders == (5, 5),
-        "only the 5 new orders: (read, inserted) = {orders:?}"
-    );
-    ensure!(
-        events == (3, 3),
-        "only the 3 new events past (day, seq): {events:?}"
-    );
-    tables_equal_source(ctx, catalog, database, "inc_", &source).await?;
-    println!("database-incremental: +5 orders, +3 events (compound bookmark day+seq) loaded alone");
-    Ok(())
+        let mut inc = self.parameters("inc_");
+        inc.push((
+            "bookmarks",
+            format!("{schema}.orders=id, {schema}.events=day+seq, {schema}.customers=updated_at"),
+        ));
+        apply(
+            ctx,
+            &instance("inc", self.lake_name, "database-incremental", &inc),
+        )
+        .await?;
+        wait_condition(ctx, "snap", "Ready", "Expanded").await?;
+        wait_condition(ctx, "inc", "Ready", "Expanded").await?;
+
+        run_ok(ctx, "snap-1", "snap-snapshot").await?;
+        run_ok(ctx, "inc-1", "inc-load").await?;
+        tables_equal_source(ctx, catalog, database, "snap_", &mut source).await?;
+        tables_equal_source(ctx, catalog, database, "inc_", &mut source).await?;
+        println!(
+            "{schema}: database-snapshot and database-incremental: 3 tables equal the source's, audit_log excluded"
+        );
+
+        source.execute(new_rows).await?;
+        run_ok(ctx, "inc-2", "inc-load").await?;
+        let orders = extract_counts(ctx, "inc-2-extract-1", &format!("{schema}.orders")).await?;
+        let events = extract_counts(ctx, "inc-2-extract-1", &format!("{schema}.events")).await?;
+        ensure!(
+            orders == (5, 5),
+            "only the 5 new orders: (read, inserted) = {orders:?}"
+        );
+        ensure!(
+            events == (3, 3),
+            "only the 3 new events past (day, seq): {events:?}"
+        );
+        tables_equal_source(ctx, catalog, database, "inc_", &mut source).await?;
+        println!(
+            "{schema}: database-incremental: +5 orders, +3 events (compound bookmark day+seq) loaded alone"
+        );
+        Ok(())
+    }
 }
 
 // ---------------------------------------------------------------------------------- files
