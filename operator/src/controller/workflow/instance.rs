@@ -240,6 +240,7 @@ pub async fn reconcile(wf: &Workflow, ctx: &Context, mut status: Status) -> Resu
         }
     }
     status.write(wf, ctx).await?;
+    ctx.reset_backoff(&super::key(wf));
     ctx.metrics.reconciled("Workflow", "ok");
     Ok(Action::requeue(ctx.resync))
 }
@@ -256,7 +257,7 @@ async fn refuse(
     Ok(action)
 }
 
-/// The name of a blueprint instance's object reference (for the watch mappers).
+/// Whether `wf` is an instance of the blueprint `kind`/`name` (a Blueprint: in namespace `ns`).
 pub fn names_blueprint(wf: &Workflow, kind: BlueprintKind, name: &str, ns: Option<&str>) -> bool {
     wf.spec.blueprint_ref.as_ref().is_some_and(|r| {
         r.kind == kind
