@@ -208,6 +208,22 @@ pub struct SqlStep {
     #[serde(default)]
     #[schemars(length(max = 16))]
     pub merge_keys: Vec<String>,
+    /// Columns of the query's result the target table is partitioned on (identity partitions:
+    /// one set of data files per distinct value), e.g. `[day]` for a `day` date column —
+    /// "partitioned by day". At most 4 distinct column names (letters, digits, `_`; not
+    /// starting with a digit), each a column of the query's result. A table the step creates
+    /// is partitioned so; an existing table must already have exactly this partition spec
+    /// (empty: unpartitioned) — the step fails rather than re-partition it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(
+        length(max = 4),
+        inner(
+            length(min = 1, max = 128),
+            regex(pattern = r"^[A-Za-z_][A-Za-z0-9_]*$")
+        )
+    )]
+    #[x_kube(merge_strategy = ListMerge::Set)]
+    pub partition_by: Vec<String>,
 }
 
 /// A table in the lake's catalog.

@@ -44,6 +44,45 @@ pub fn validate_workflow(
     c.finish()
 }
 
+/// Most columns a `sql` step may partition its target on.
+const MAX_PARTITION_COLUMNS: usize = 4;
+
+/// Whether `name` can be a `partitionBy` column: letters, digits and `_`, not starting with a
+/// digit (what an unquoted SQL identifier holds).
+fn is_column_identifier(name: &str) -> bool {
+    let mut chars = name.chars();
+    chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+        && name.len() <= 128
+}
+
+/// `spec.steps[i].sql.partitionBy`: at most four distinct column identifiers (steps rendered
+/// from a blueprint never pass the CRD schema, so the schema's checks are repeated here).
+fn check_partition_by(i: usize, columns: &[String], c: &mut Collector) {
+    let path = format!("spec.steps[{i}].sql.partitionBy");
+    if columns.len() > MAX_PARTITION_COLUMNS {
+        c.add(
+            path.clone(),
+            format!(
+                "{} columns; a table is partitioned on at most {MAX_PARTITION_COLUMNS}",
+                columns.len()
+            ),
+        );
+    }
+    for (j, name) in columns.iter().enumerate() {
+        if !is_column_identifier(name) {
+            c.add(
+                format!("{path}[{j}]"),
+                format!("{name:?} is not a column name (letters, digits and _, not starting with a digit)"),
+            );
+        } else if columns[..j].contains(name) {
+            c.add(format!("{path}[{j}]"), format!("{name:?} is listed twice"));
+        }
+    }
+}
+
 fn validate_steps(steps: &[Step], lake: Option<&DataLakeSpec>, c: &mut Collector) {
     let nodes: Vec<(&str, Vec<&str>)> = steps
         .iter()
@@ -82,6 +121,9 @@ fn validate_steps(steps: &[Step], lake: Option<&DataLakeSpec>, c: &mut Collector
         }
     }
     for (i, step) in steps.iter().enumerate() {
+        if let Some(sql) = &step.sql {
+            check_partition_by(i, &sql.partition_by, c);
+        }
         if let Some(t) = &step.timeout {
             c.check(
                 format!("spec.steps[{i}].timeout"),
@@ -101,5 +143,34 @@ fn validate_steps(steps: &[Step], lake: Option<&DataLakeSpec>, c: &mut Collector
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn errors(columns: &[&str]) -> Vec<String> {
+        let mut c = Collector::default();
+        let columns: Vec<String> = columns.iter().map(|s| s.to_string()).collect();
+        check_partition_by(2, &columns, &mut c);
+        c.0.iter().map(ToString::to_string).collect()
+    }
+
+    #[test]
+    fn partition_by_takes_up_to_four_distinct_column_names() {
+        assert!(errors(&[]).is_empty());
+        assert!(errors(&["day", "Region_2", "_x"]).is_empty());
+        assert_eq!(
+            errors(&["day", "2day", "a-b", "day"]),
+            [
+                "spec.steps[2].sql.partitionBy[1]: \"2day\" is not a column name (letters, digits and _, not starting with a digit)",
+                "spec.steps[2].sql.partitionBy[2]: \"a-b\" is not a column name (letters, digits and _, not starting with a digit)",
+                "spec.steps[2].sql.partitionBy[3]: \"day\" is listed twice",
+            ]
+        );
+        let five = errors(&["a", "b", "c", "d", "e"]);
+        assert_eq!(five.len(), 1);
+        assert!(five[0].starts_with("spec.steps[2].sql.partitionBy: 5 columns"));
     }
 }

@@ -281,6 +281,9 @@ pub fn step_job(
         })?;
         env.push(plain_env(step_env::SPEC_ENV, spec));
         env.push(plain_env(step_env::NAMESPACE_ENV, ns.clone()));
+        if let Some(i) = workflow.spec.steps.iter().position(|s| s.name == step.name) {
+            env.push(plain_env(step_env::INDEX_ENV, i.to_string()));
+        }
         let mut sa = None;
         if let Some(x) = &step.extract {
             let secret = &x.source.connection_secret_ref;
@@ -665,6 +668,11 @@ spec:
         let spec: Step = serde_json::from_str(env["LAKEFORM_STEP_SPEC"].as_deref().expect("spec"))
             .expect("step json");
         assert_eq!(spec, w.spec.steps[2]);
+        assert_eq!(
+            env["LAKEFORM_STEP_INDEX"].as_deref(),
+            Some("2"),
+            "errors name spec.steps[2]"
+        );
 
         let x =
             step_job(&w, &a_run(&w), &lake(), &w.spec.steps[4], 1, "img:1").expect("extract job");

@@ -79,7 +79,9 @@ pub async fn ensure_namespace(catalog: &RestCatalog, ns: &NamespaceIdent) -> Res
     Ok(())
 }
 
-/// Creates a table: data columns then partition columns, identity-partitioned on the latter.
+/// Creates a table identity-partitioned on `partitions`: the columns of `data`, then the
+/// partition columns `data` does not have (the crawler's partitions come from object paths;
+/// a step's are columns of its query, which keep their place).
 pub async fn create_table(
     catalog: &RestCatalog,
     ident: &TableIdent,
@@ -91,6 +93,7 @@ pub async fn create_table(
     fields.extend(
         partitions
             .iter()
+            .filter(|p| data.field_with_name(&p.name).is_err())
             .map(|p| Field::new(&p.name, p.data_type.clone(), true)),
     );
     let schema = arrow_schema_to_schema_auto_assign_ids(&Schema::new(fields))

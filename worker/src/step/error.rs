@@ -10,6 +10,10 @@ pub enum StepError {
     /// A setting (environment, arguments, step spec) is missing or malformed.
     #[error("configuration: {0}")]
     Config(String),
+    /// The step spec asks for something the lake cannot do (`field` is its path, e.g.
+    /// `spec.steps[2].sql.partitionBy`).
+    #[error("{field}: {message}")]
+    Spec { field: String, message: String },
     /// A catalog call failed.
     #[error("catalog: {context}: {source}")]
     Catalog {

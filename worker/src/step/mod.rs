@@ -7,6 +7,7 @@ pub mod error;
 pub mod extract;
 pub mod merge;
 pub mod objects;
+pub mod partition;
 pub mod sql;
 pub mod table;
 
@@ -30,6 +31,9 @@ pub const SOURCE_URL_ENV: &str = "LAKEFORM_SOURCE_URL";
 pub const BOOKMARKS_ENV: &str = "LAKEFORM_BOOKMARKS";
 /// Environment variable with the Workflow's namespace.
 pub const NAMESPACE_ENV: &str = "LAKEFORM_NAMESPACE";
+/// Environment variable with the step's index in the Workflow's `spec.steps` (errors name
+/// fields as `spec.steps[<index>]…`).
+pub const INDEX_ENV: &str = "LAKEFORM_STEP_INDEX";
 
 /// `lakeform step`: run one `sql` or `extract` step.
 #[derive(clap::Args, Debug, Clone)]
@@ -49,6 +53,9 @@ pub struct StepArgs {
     /// The bookmark ConfigMap of incremental extracts. Unset: bookmarks live only for this run.
     #[arg(long, env = BOOKMARKS_ENV)]
     pub bookmarks: Option<String>,
+    /// The step's index in the Workflow's `spec.steps`, for field paths in errors.
+    #[arg(long, env = INDEX_ENV)]
+    pub step_index: Option<usize>,
 }
 
 /// The step report printed on stdout.
@@ -109,7 +116,11 @@ pub async fn run(args: StepArgs) -> Result<StepReport, StepError> {
         tables: Vec::new(),
     };
     if let Some(s) = &step.sql {
-        report.sql = Some(sql::run(&lake, s, &args.run_id, properties).await?);
+        let path = match args.step_index {
+            Some(i) => format!("spec.steps[{i}].sql"),
+            None => "spec.steps[].sql".to_string(),
+        };
+        report.sql = Some(sql::run_at(&lake, s, &path, &args.run_id, properties).await?);
     } else if let Some(x) = &step.extract {
         let url = env(SOURCE_URL_ENV)?;
         let mut bookmarks = match (&args.bookmarks, &args.namespace) {

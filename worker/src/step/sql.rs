@@ -1,7 +1,9 @@
 //! `sql` steps: statements run by DataFusion over the lake's catalog (every namespace is a
 //! schema, so tables are `<database>.<table>`); the last statement's result is written to the
 //! target table by `Append`, `Overwrite` or `Merge`. Earlier statements can create views and
-//! external tables over zone objects (`s3://<bucket>/…`, the lake's S3).
+//! external tables over zone objects (`s3://<bucket>/…`, the lake's S3). With `partitionBy`
+//! the target is identity-partitioned on those result columns and every mode writes one set of
+//! data files per partition value.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -18,7 +20,8 @@ use crate::step::commit::overwrite;
 use crate::step::error::StepError;
 use crate::step::merge::merge;
 use crate::step::objects::LakeStores;
-use crate::step::table::{FileSink, Lake, append, ident, prepare};
+use crate::step::partition::PartitionBy;
+use crate::step::table::{FileSink, Lake, append, ident, prepare_partitioned};
 
 /// What a SQL step wrote.
 #[derive(Debug, Default, Serialize, PartialEq, Eq)]
@@ -70,18 +73,28 @@ pub async fn session(lake: &Lake) -> Result<SessionContext, StepError> {
     Ok(ctx)
 }
 
-/// Runs the statements and writes the last one's rows to the target.
+/// Runs the statements and writes the last one's rows to the target ([`run_at`] for a step
+/// whose place in the Workflow is unknown).
 pub async fn run(
     lake: &Lake,
     step: &SqlStep,
     run_id: &str,
     properties: HashMap<String, String>,
 ) -> Result<SqlReport, StepError> {
+    run_at(lake, step, "spec.steps[].sql", run_id, properties).await
+}
+
+/// [`run`] for the step at `path` (`spec.steps[2].sql`), which errors about its fields name.
+pub async fn run_at(
+    lake: &Lake,
+    step: &SqlStep,
+    path: &str,
+    run_id: &str,
+    properties: HashMap<String, String>,
+) -> Result<SqlReport, StepError> {
     let ctx = session(lake).await?;
     let Some((last, before)) = step.statements.split_last() else {
-        return Err(StepError::Config(
-            "spec.steps[].sql.statements is empty".into(),
-        ));
+        return Err(StepError::Config(format!("{path}.statements is empty")));
     };
     for (i, s) in before.iter().enumerate() {
         let what = format!("statement {}", i + 1);
@@ -96,7 +109,19 @@ pub async fn run(
     let df = ctx.sql(last).await.map_err(StepError::sql(what.clone()))?;
     let schema = df.schema().as_arrow().clone();
     let target = ident(&step.target.database, &step.target.table);
-    let table = prepare(lake, &target, &schema, properties.clone()).await?;
+    let field = format!("{path}.partitionBy");
+    let partition_by = PartitionBy {
+        columns: &step.partition_by,
+        field: &field,
+    };
+    let table = prepare_partitioned(
+        lake,
+        &target,
+        &schema,
+        Some(partition_by),
+        properties.clone(),
+    )
+    .await?;
     let mut report = SqlReport {
         target: target.to_string(),
         mode: format!("{:?}", step.mode),

@@ -1,5 +1,6 @@
-//! Target tables of steps: created when absent, widened with new columns, and written as
-//! Parquet data files under the table location (iceberg-rust's writer stack), streaming.
+//! Target tables of steps: created when absent (identity-partitioned on a `sql` step's
+//! `partitionBy`), widened with new columns, and written as Parquet data files under the table
+//! location (iceberg-rust's writer stack), streaming, one set of files per partition.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -11,15 +12,15 @@ use iceberg::arrow::schema_to_arrow_schema;
 use iceberg::spec::DataFile;
 use iceberg::table::Table;
 use iceberg::transaction::{ApplyTransactionAction, Transaction};
-use iceberg::writer::IcebergWriter;
 use iceberg::{Catalog, NamespaceIdent, TableIdent};
 use iceberg_catalog_rest::RestCatalog;
 use lakeform_api::connection::S3Connection;
 
 use crate::lake::catalog::{CatalogConn, add_columns, create_table, ensure_namespace};
 use crate::lake::schema::normalize;
-use crate::lake::writer::{ParquetFiles, data_file_writer};
+use crate::lake::writer::{MAX_OPEN_PARTITIONS, PartitionedWriter};
 use crate::step::error::StepError;
+use crate::step::partition::{self, PartitionBy};
 
 /// Table property naming the workflow step that writes a table.
 pub const PROP_WRITER: &str = "lakeform.written-by";
@@ -45,7 +46,24 @@ pub async fn prepare(
     schema: &Schema,
     properties: HashMap<String, String>,
 ) -> Result<Table, StepError> {
+    prepare_partitioned(lake, ident, schema, None, properties).await
+}
+
+/// [`prepare`] with the partitioning a step asks for: a table it creates is identity-partitioned
+/// on those columns; an existing table must be partitioned exactly so (checked before anything
+/// changes). `None` takes the table as it is.
+pub async fn prepare_partitioned(
+    lake: &Lake,
+    ident: &TableIdent,
+    schema: &Schema,
+    partition_by: Option<PartitionBy<'_>>,
+    properties: HashMap<String, String>,
+) -> Result<Table, StepError> {
     let wanted = normalize(schema);
+    let partitions = match &partition_by {
+        Some(p) => partition::columns(&wanted, p)?,
+        None => Vec::new(),
+    };
     let exists = lake
         .catalog
         .table_exists(ident)
@@ -53,13 +71,17 @@ pub async fn prepare(
         .map_err(StepError::catalog(format!("looking up {ident}")))?;
     if !exists {
         ensure_namespace(&lake.catalog, ident.namespace()).await?;
-        return Ok(create_table(&lake.catalog, ident, &wanted, &[], properties).await?);
+        let created = create_table(&lake.catalog, ident, &wanted, &partitions, properties).await?;
+        return Ok(created);
     }
     let table = lake
         .catalog
         .load_table(ident)
         .await
         .map_err(StepError::catalog(format!("loading {ident}")))?;
+    if let Some(p) = &partition_by {
+        partition::check_table(&table, p)?;
+    }
     let current = arrow_schema(&table)?;
     let missing: Vec<(Option<String>, Field)> = wanted
         .fields()
@@ -124,9 +146,10 @@ pub fn conform(
     })
 }
 
-/// Parquet data files for one table, written batch by batch (rolling at the default size).
+/// Parquet data files for one table, written batch by batch: split by the table's partition
+/// spec, one rolling writer per open partition (at most [`MAX_OPEN_PARTITIONS`] open).
 pub struct FileSink {
-    writer: ParquetFiles,
+    writer: PartitionedWriter,
     target: SchemaRef,
     table: String,
     /// Rows written so far.
@@ -134,12 +157,11 @@ pub struct FileSink {
 }
 
 impl FileSink {
-    /// Opens a writer for unpartitioned `table`; file names carry `run_id`.
+    /// Opens a writer for `table`; file names carry `run_id`.
     pub async fn open(table: &Table, run_id: &str) -> Result<FileSink, StepError> {
         let name = table.identifier().to_string();
-        let writer = data_file_writer(table, None, run_id)
-            .await
-            .map_err(StepError::catalog(format!("opening a data file of {name}")))?;
+        let writer = PartitionedWriter::new(table, run_id, MAX_OPEN_PARTITIONS)
+            .map_err(StepError::catalog(format!("the partition spec of {name}")))?;
         Ok(FileSink {
             writer,
             target: arrow_schema(table)?,
@@ -164,8 +186,8 @@ impl FileSink {
             )))
     }
 
-    /// Closes the current file; returns every file written.
-    pub async fn close(mut self) -> Result<Vec<DataFile>, StepError> {
+    /// Closes the open files; returns every file written.
+    pub async fn close(self) -> Result<Vec<DataFile>, StepError> {
         self.writer
             .close()
             .await
