@@ -1,11 +1,14 @@
 """Read an Iceberg table back with a client we did not write (issue 4, DESIGN.md §5).
 
     read_table.py pyiceberg NAMESPACE TABLE
+    read_table.py pyiceberg-files NAMESPACE TABLE
     read_table.py duckdb-scan METADATA_LOCATION
     read_table.py duckdb-rest NAMESPACE TABLE
 
 Prints the rows as one JSON array on stdout, sorted by the first column, with timestamps as
-ISO-8601 strings. Connection settings come from the env file that `e2e/up` writes:
+ISO-8601 strings. `pyiceberg-files` prints one row per live data file instead: its
+`file_path`, `partition` values, `record_count` and `spec_id`, and the table's current
+partition `spec` (`name`, `source` column, `transform` of each field). Connection settings come from the env file that `e2e/up` writes:
 LAKEFORM_CATALOG_URI, LAKEFORM_CATALOG_WAREHOUSE, LAKEFORM_S3_ENDPOINT, LAKEFORM_S3_REGION,
 LAKEFORM_S3_ACCESS_KEY, LAKEFORM_S3_SECRET_KEY.
 
@@ -48,10 +51,10 @@ def emit(rows):
     sys.stdout.write("\n")
 
 
-def read_pyiceberg(namespace, table):
+def pyiceberg_catalog():
     from pyiceberg.catalog import load_catalog
 
-    catalog = load_catalog(
+    return load_catalog(
         "lakeform",
         **{
             "type": "rest",
@@ -64,8 +67,36 @@ def read_pyiceberg(namespace, table):
             "s3.path-style-access": "true",
         },
     )
-    tbl = catalog.load_table((namespace, table))
+
+
+def read_pyiceberg(namespace, table):
+    tbl = pyiceberg_catalog().load_table((namespace, table))
     emit(tbl.scan().to_arrow().to_pylist())
+
+
+def read_pyiceberg_files(namespace, table):
+    tbl = pyiceberg_catalog().load_table((namespace, table))
+    schema = tbl.schema()
+    spec = [
+        {
+            "name": f.name,
+            "source": schema.find_column_name(f.source_id),
+            "transform": str(f.transform),
+        }
+        for f in tbl.spec().fields
+    ]
+    emit(
+        [
+            {
+                "file_path": f["file_path"],
+                "partition": f["partition"],
+                "record_count": f["record_count"],
+                "spec_id": f["spec_id"],
+                "spec": spec,
+            }
+            for f in tbl.inspect.files().to_pylist()
+        ]
+    )
 
 
 def duckdb_connect():
@@ -135,6 +166,7 @@ def read_duckdb_rest(namespace, table):
 def main(argv):
     modes = {
         "pyiceberg": (read_pyiceberg, 2),
+        "pyiceberg-files": (read_pyiceberg_files, 2),
         "duckdb-scan": (read_duckdb_scan, 1),
         "duckdb-rest": (read_duckdb_rest, 2),
     }

@@ -272,7 +272,9 @@ pub fn read_table_script() -> PathBuf {
 }
 
 /// Runs `e2e/py/read_table.py MODE ARGS…` with the venv's Python and parses its JSON rows.
-/// Modes: `pyiceberg NS TABLE`, `duckdb-scan METADATA_LOCATION`, `duckdb-rest NS TABLE`.
+/// Modes: `pyiceberg NS TABLE`, `pyiceberg-files NS TABLE` (one row per data file: partition
+/// values, record count, the partition spec), `duckdb-scan METADATA_LOCATION`,
+/// `duckdb-rest NS TABLE`.
 pub async fn read_with_python(
     env: &Env,
     mode: &str,
