@@ -19,6 +19,7 @@ use lakeform_api::workflow_run::{Phase, WorkflowRun};
 use lakeform_e2e::{TestContext, lake};
 use mysql_async::prelude::Queryable;
 use mysql_async::{Conn, Opts, OptsBuilder};
+use serde_json::json;
 use tokio_postgres::{Client, NoTls};
 
 use super::common::{children, wait_condition};
@@ -502,7 +503,26 @@ async fn files(ctx: &TestContext, catalog: &str, lake_name: &str, database: &str
         days == BTreeSet::from(["2026-11-30", "2026-12-01"]),
         "{days:?}"
     );
-    println!("log-files: 65 lines → requests with an event_time timestamp (UTC) over 2 days");
+    let files = lake::read_with_python_at(
+        &ctx.env,
+        catalog,
+        "pyiceberg-files",
+        &[database, "requests"],
+    )
+    .await?;
+    let spec = json!([{"name": "day", "source": "day", "transform": "identity"}]);
+    let partitions: BTreeSet<String> = files
+        .iter()
+        .filter(|f| f["spec"] == spec)
+        .filter_map(|f| f["partition"]["day"].as_str().map(str::to_string))
+        .collect();
+    ensure!(
+        files.len() >= 2 && files.iter().all(|f| f["spec"] == spec) && partitions.len() == 2,
+        "requests is partitioned by day, one file set per day: {files:?}"
+    );
+    println!(
+        "log-files: 65 lines → requests, partitioned by day (2 partitions), with an event_time timestamp (UTC)"
+    );
 
     let params = [
         ("prefix", "landing/orders/".to_string()),
