@@ -211,9 +211,25 @@ async fn external_storage_zones_become_buckets_and_converge() -> Result<()> {
     ensure!(kept.is_ok(), "and its data");
 
     // A bucket deleted by hand is recreated on the next resync.
+    // (with a 3 s resync the operator may recreate it before a check that it is gone: the
+    // evidence is a new creation date)
+    let created = || async {
+        s3.list_buckets().send().await.ok().and_then(|l| {
+            l.buckets()
+                .iter()
+                .find(|b| b.name() == Some(raw.as_str()))
+                .and_then(|b| b.creation_date().cloned())
+        })
+    };
+    let before = created().await;
+    ensure!(before.is_some(), "raw has a creation date");
+    tokio::time::sleep(Duration::from_millis(1100)).await; // creation dates have 1 s steps
     delete_bucket(&s3, &raw).await?;
-    ensure!(!bucket_exists(&s3, &raw).await);
-    eventually("raw bucket recreated", SETTLE, || bucket_exists(&s3, &raw)).await?;
+    eventually("raw bucket recreated", SETTLE, || async {
+        let now = created().await;
+        now.is_some() && now != before
+    })
+    .await?;
     eventually("its lifecycle restored", SETTLE, || async {
         lifecycle_ids(&s3, &raw).await == vec![("tmp".to_string(), Some(3))]
     })
