@@ -284,6 +284,32 @@ pub struct ExtractStep {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(max = 64), regex(pattern = r"^[a-z0-9_]*$"))]
     pub table_prefix: Option<String>,
+    /// How target tables are partitioned, per source table: identity partitions on the listed
+    /// columns (e.g. `{table: public.events, columns: [day]}` — partitioned by day). A table
+    /// the step creates is partitioned so; an existing one must already be (the step fails
+    /// rather than re-partition it). Tables not listed are unpartitioned.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 64))]
+    #[x_kube(merge_strategy = ListMerge::Map(vec!["table".into()]))]
+    pub partitions: Vec<TablePartitioning>,
+}
+
+/// The partition columns of one extracted table.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TablePartitioning {
+    /// Source table, as `schema.table` (as in `bookmarks`).
+    #[schemars(length(min = 1, max = 255))]
+    pub table: String,
+    /// Columns of the table to partition on (identity), at most four.
+    #[schemars(
+        length(min = 1, max = 4),
+        inner(
+            length(min = 1, max = 128),
+            regex(pattern = r"^[A-Za-z_][A-Za-z0-9_]*$")
+        )
+    )]
+    pub columns: Vec<String>,
 }
 
 /// Source database of an extract.

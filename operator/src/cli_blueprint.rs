@@ -257,6 +257,7 @@ mod tests {
                 "tables=shop/public/%",
                 "bookmarks=public.orders=id, public.events=day+seq:desc",
                 "targetDatabase=shop",
+                "partitions=public.events=day, public.orders=region+day",
             ],
         ))
         .expect("renders");
@@ -268,6 +269,9 @@ mod tests {
         assert_eq!(marks[0]["table"], "public.orders");
         assert_eq!(marks[1]["columns"][1], "seq");
         assert_eq!(marks[1]["order"], "Descending");
+        let parts = &docs[0]["spec"]["steps"][0]["extract"]["partitions"];
+        assert_eq!(parts[0]["table"], "public.events");
+        assert_eq!(parts[1]["columns"][1], "day");
         assert_eq!(docs[0]["metadata"]["name"], "nightly-load");
         assert_eq!(docs[0]["spec"]["lakeRef"]["name"], "main");
     }

@@ -60,8 +60,7 @@ fn is_column_identifier(name: &str) -> bool {
 
 /// `spec.steps[i].sql.partitionBy`: at most four distinct column identifiers (steps rendered
 /// from a blueprint never pass the CRD schema, so the schema's checks are repeated here).
-fn check_partition_by(i: usize, columns: &[String], c: &mut Collector) {
-    let path = format!("spec.steps[{i}].sql.partitionBy");
+fn check_partition_by(path: String, columns: &[String], c: &mut Collector) {
     if columns.len() > MAX_PARTITION_COLUMNS {
         c.add(
             path.clone(),
@@ -122,7 +121,22 @@ fn validate_steps(steps: &[Step], lake: Option<&DataLakeSpec>, c: &mut Collector
     }
     for (i, step) in steps.iter().enumerate() {
         if let Some(sql) = &step.sql {
-            check_partition_by(i, &sql.partition_by, c);
+            check_partition_by(
+                format!("spec.steps[{i}].sql.partitionBy"),
+                &sql.partition_by,
+                c,
+            );
+        }
+        for (k, p) in step
+            .extract
+            .iter()
+            .flat_map(|x| x.partitions.iter().enumerate())
+        {
+            check_partition_by(
+                format!("spec.steps[{i}].extract.partitions[{k}].columns"),
+                &p.columns,
+                c,
+            );
         }
         if let Some(t) = &step.timeout {
             c.check(
@@ -153,7 +167,7 @@ mod tests {
     fn errors(columns: &[&str]) -> Vec<String> {
         let mut c = Collector::default();
         let columns: Vec<String> = columns.iter().map(|s| s.to_string()).collect();
-        check_partition_by(2, &columns, &mut c);
+        check_partition_by("spec.steps[2].sql.partitionBy".into(), &columns, &mut c);
         c.0.iter().map(ToString::to_string).collect()
     }
 

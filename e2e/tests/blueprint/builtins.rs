@@ -396,6 +396,7 @@ impl Stage<'_> {
             "bookmarks",
             format!("{schema}.orders=id, {schema}.events=day+seq, {schema}.customers=updated_at"),
         ));
+        inc.push(("partitions", format!("{schema}.events=day")));
         apply(
             ctx,
             &instance("inc", self.lake_name, "database-incremental", &inc),
@@ -425,8 +426,24 @@ impl Stage<'_> {
             "only the 3 new events past (day, seq): {events:?}"
         );
         tables_equal_source(ctx, catalog, database, "inc_", &mut source).await?;
+        let files = lake::read_with_python_at(
+            &ctx.env,
+            catalog,
+            "pyiceberg-files",
+            &[database, "inc_events"],
+        )
+        .await?;
+        let spec = json!([{"name": "day", "source": "day", "transform": "identity"}]);
+        let days: BTreeSet<&str> = files
+            .iter()
+            .filter_map(|f| f["partition"]["day"].as_str())
+            .collect();
+        ensure!(
+            files.iter().all(|f| f["spec"] == spec) && days.len() == 6,
+            "inc_events is partitioned by day (6 days): {files:?}"
+        );
         println!(
-            "{schema}: database-incremental: +5 orders, +3 events (compound bookmark day+seq) loaded alone"
+            "{schema}: database-incremental: inc_events partitioned by day (6 partitions); +5 orders, +3 events (compound bookmark day+seq) loaded alone"
         );
         Ok(())
     }

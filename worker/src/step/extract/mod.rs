@@ -22,7 +22,8 @@ use serde::Serialize;
 use crate::step::commit::overwrite;
 use crate::step::error::StepError;
 use crate::step::merge::{diff, merge};
-use crate::step::table::{FileSink, Lake, append, ident, prepare};
+use crate::step::partition::PartitionBy;
+use crate::step::table::{FileSink, Lake, append, ident, prepare_partitioned};
 use bookmark::{Bookmarks, Mark};
 use pattern::{TablePattern, select};
 use source::{ConsistentRead, Range, Rows, SourceTable};
@@ -194,6 +195,14 @@ fn choose<'t>(
             all.len()
         )));
     }
+    for p in &step.partitions {
+        if !chosen.iter().any(|(_, s, t)| format!("{s}.{t}") == p.table) {
+            return Err(StepError::Config(format!(
+                "spec.steps[{step_name}].extract.partitions names {}, which is not among the extracted tables",
+                p.table
+            )));
+        }
+    }
     for b in &step.bookmarks {
         if !chosen.iter().any(|(_, s, t)| format!("{s}.{t}") == b.table) {
             return Err(StepError::Config(format!(
@@ -241,7 +250,33 @@ impl Extract<'_> {
             "lakeform.source".into(),
             format!("{}:{db}/{schema}/{name}", conn.engine()),
         );
-        let table = prepare(self.lake, &target, &source.arrow_schema(), props.clone()).await?;
+        let display = source.display();
+        let partitioning = self
+            .step
+            .partitions
+            .iter()
+            .enumerate()
+            .find(|(_, p)| p.table == display);
+        let field = partitioning.map(|(k, _)| {
+            format!(
+                "spec.steps[{}].extract.partitions[{k}].columns",
+                self.step_name
+            )
+        });
+        let partition_by = partitioning
+            .zip(field.as_deref())
+            .map(|((_, p), field)| PartitionBy {
+                columns: &p.columns,
+                field,
+            });
+        let table = prepare_partitioned(
+            self.lake,
+            &target,
+            &source.arrow_schema(),
+            partition_by,
+            props.clone(),
+        )
+        .await?;
         let mut report = TableReport {
             source: source.display(),
             target: target.to_string(),
@@ -419,6 +454,37 @@ impl Extract<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn bookmarks_and_partitions_must_name_extracted_tables() {
+        let step: ExtractStep = serde_yaml::from_str(
+            "source: {engine: Postgres, connectionSecretRef: {name: s, key: url}}\n\
+             tables: [shop/public/%]\nexclude: [shop/public/audit%]\ntargetDatabase: d\n\
+             partitions: [{table: public.events, columns: [day]}]\n",
+        )
+        .expect("step");
+        let all: Vec<(String, String, String)> =
+            [("shop", "public", "events"), ("shop", "public", "audit")]
+                .iter()
+                .map(|(d, s, t)| (d.to_string(), s.to_string(), t.to_string()))
+                .collect();
+        let include = [TablePattern::parse("shop/public/%").expect("pattern")];
+        let exclude = [TablePattern::parse("shop/public/audit%").expect("pattern")];
+        assert_eq!(
+            choose("load", &step, &all, &include, &exclude)
+                .expect("chosen")
+                .len(),
+            1
+        );
+        let mut excluded = step.clone();
+        excluded.partitions[0].table = "public.audit".into();
+        let err = choose("load", &excluded, &all, &include, &exclude).expect_err("excluded");
+        assert!(
+            err.to_string()
+                .contains("extract.partitions names public.audit"),
+            "{err}"
+        );
+    }
 
     #[test]
     fn target_names() {
