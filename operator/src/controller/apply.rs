@@ -362,6 +362,24 @@ mod applier_tests {
     }
 
     #[test]
+    fn ownership_covers_objects_with_every_selector_label() {
+        let o = crate::desired::set::Ownership::new("app=lakeform, instance=nightly");
+        let labels = |pairs: &[(&str, &str)]| {
+            pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect::<std::collections::BTreeMap<_, _>>()
+        };
+        assert!(o.covers(&labels(&[
+            ("app", "lakeform"),
+            ("instance", "nightly"),
+            ("x", "y")
+        ])));
+        assert!(!o.covers(&labels(&[("app", "lakeform"), ("instance", "other")])));
+        assert!(!o.covers(&labels(&[("app", "lakeform")])));
+    }
+
+    #[test]
     fn tokens_use_the_alphabet() {
         let t = random_token(40).expect("randomness");
         assert_eq!(t.len(), 40);
