@@ -106,11 +106,24 @@ async fn scenario(ctx: &TestContext, catalog: &str, lake_name: &str, database: &
         "{:?}",
         job.metadata.labels
     );
-    let cm = ctx
-        .api::<ConfigMap>()
-        .get(&format!("{name}-keys"))
-        .await
-        .context("the batch's keys ConfigMap")?;
+    // the operator hands the keys ConfigMap over to the Job just after creating it: wait for
+    // that (reading it once raced the hand-over)
+    let handed_over = {
+        let job = name.clone();
+        move |cm: Option<&ConfigMap>| {
+            cm.and_then(|c| c.metadata.owner_references.as_ref())
+                .is_some_and(|o| o.iter().any(|o| o.kind == "Job" && o.name == job))
+        }
+    };
+    let cm = wait_for(
+        &ctx.api::<ConfigMap>(),
+        &format!("{name}-keys"),
+        "the batch's keys ConfigMap owned by its Job",
+        Duration::from_secs(30),
+        handed_over,
+    )
+    .await
+    .context("the batch's keys ConfigMap")?;
     let mut listed: Vec<String> = cm
         .data
         .as_ref()
