@@ -58,8 +58,9 @@ fn is_column_identifier(name: &str) -> bool {
         && name.len() <= 128
 }
 
-/// `spec.steps[i].sql.partitionBy`: at most four distinct column identifiers (steps rendered
-/// from a blueprint never pass the CRD schema, so the schema's checks are repeated here).
+/// `spec.steps[i].sql.partitionBy` (and an extract's `partitions[k].columns`): at most four
+/// distinct column identifiers — the schema's checks repeated, so `lakeform blueprint render`
+/// and a blueprint instance's own check refuse a bad child before the API server sees it.
 fn check_partition_by(path: String, columns: &[String], c: &mut Collector) {
     if columns.len() > MAX_PARTITION_COLUMNS {
         c.add(

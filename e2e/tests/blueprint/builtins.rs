@@ -17,16 +17,17 @@ use anyhow::{Context, Result, ensure};
 use kube::api::ListParams;
 use lakeform_api::workflow_run::{Phase, WorkflowRun};
 use lakeform_e2e::{TestContext, lake};
+use mysql_async::Conn;
 use mysql_async::prelude::Queryable;
-use mysql_async::{Conn, Opts, OptsBuilder};
 use serde_json::json;
-use tokio_postgres::{Client, NoTls};
+use tokio_postgres::Client;
 
 use super::common::{children, wait_condition};
-use crate::controlplane::common::only_pod;
 use crate::crawler_controller::common::{Needs, csv, ready_lake, staged};
 use crate::storage::common::{apply, eventually};
 use crate::workflow::common::{RUN, run_yaml, wait_finished};
+use crate::workflow::extract_mysql::{connect, exec_all};
+use crate::workflow::extract_sql::{extract_report, pg, step_log, table_report, with_database};
 
 /// A blueprint instance (a Workflow naming a ClusterBlueprint).
 fn instance(name: &str, lake: &str, blueprint: &str, params: &[(&str, String)]) -> String {
@@ -161,14 +162,7 @@ impl Source {
     async fn execute(&mut self, sql: &str) -> Result<()> {
         match self {
             Source::Postgres(c) => c.batch_execute(sql).await.map_err(Into::into),
-            Source::Mysql(c) => {
-                for stmt in sql.split(';').map(str::trim).filter(|s| !s.is_empty()) {
-                    c.query_drop(stmt)
-                        .await
-                        .with_context(|| format!("running {stmt}"))?;
-                }
-                Ok(())
-            }
+            Source::Mysql(c) => exec_all(c, sql).await,
         }
     }
 
@@ -184,31 +178,6 @@ impl Source {
                 .collect(),
             Source::Mysql(c) => c.query::<String, _>(mysql_sql).await?.into_iter().collect(),
         })
-    }
-}
-
-async fn pg(url: &str) -> Result<Client> {
-    let (client, conn) = tokio_postgres::connect(url, NoTls)
-        .await
-        .context("connecting to the test PostgreSQL")?;
-    tokio::spawn(conn);
-    Ok(client)
-}
-
-async fn mariadb(url: &str) -> Result<Conn> {
-    let opts = OptsBuilder::from_opts(Opts::from_url(url)?)
-        .prefer_socket(false)
-        .init(vec!["SET time_zone = '+00:00'"]);
-    Conn::new(opts)
-        .await
-        .context("connecting to the test MariaDB")
-}
-
-/// `url` with its database replaced by `db`.
-fn with_db(url: &str, db: &str) -> Result<String> {
-    match url.rfind('/') {
-        Some(i) => Ok(format!("{}/{db}", &url[..i])),
-        None => anyhow::bail!("{url:?} names no database"),
     }
 }
 
@@ -243,21 +212,10 @@ async fn tables_equal_source(
     Ok(())
 }
 
-/// The extract report the step printed (its JSON), for one source table.
+/// `(rowsRead, inserted)` of one source table in the extract report the step printed.
 async fn extract_counts(ctx: &TestContext, job: &str, table: &str) -> Result<(i64, i64)> {
-    let pod = only_pod(ctx, job).await?;
-    let log = ctx
-        .pod_log(&pod.metadata.name.clone().unwrap_or_default(), "step")
-        .await?;
-    let start = log
-        .find("{\n")
-        .context("no JSON report in the step output")?;
-    let end = log.rfind('}').context("no JSON report end")?;
-    let report: serde_json::Value = serde_json::from_str(&log[start..=end])?;
-    let t = report["tables"]
-        .as_array()
-        .and_then(|t| t.iter().find(|t| t["source"] == table))
-        .with_context(|| format!("no report for {table}: {report}"))?;
+    let report = extract_report(&step_log(ctx, job).await?)?;
+    let t = table_report(&report, table)?;
     Ok((
         t["rowsRead"].as_i64().unwrap_or(-1),
         t["inserted"].as_i64().unwrap_or(-1),
@@ -281,7 +239,7 @@ async fn database_blueprints_copy_postgres_tables_and_then_only_new_rows() -> Re
                 .await?;
             // (one statement per call: PostgreSQL runs a batch in a transaction)
             admin.execute(&format!("CREATE DATABASE {db}")).await?;
-            let url = with_db(&ctx.env.pg_url, &db)?;
+            let url = with_database(&ctx.env.pg_url, &db);
             let source = Source::Postgres(pg(&url).await?);
             let stage = Stage {
                 ctx,
@@ -317,14 +275,14 @@ async fn database_blueprints_copy_mariadb_tables_and_then_only_new_rows() -> Res
                 "LAKEFORM_MYSQL_URL is not in the e2e env: rerun e2e/up (it starts MariaDB)",
             )?;
             let db = format!("{}_src", lake_name.replace('-', "_"));
-            let mut admin = Source::Mysql(mariadb(&admin_url).await?);
+            let mut admin = Source::Mysql(connect(&admin_url).await?);
             admin
                 .execute(&format!(
                     "DROP DATABASE IF EXISTS {db}; CREATE DATABASE {db}"
                 ))
                 .await?;
-            let url = with_db(&admin_url, &db)?;
-            let source = Source::Mysql(mariadb(&url).await?);
+            let url = with_database(&admin_url, &db);
+            let source = Source::Mysql(connect(&url).await?);
             // in MySQL the schema of database/schema/table is the database itself
             let stage = Stage {
                 ctx,

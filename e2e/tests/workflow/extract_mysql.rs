@@ -33,7 +33,8 @@ async fn mysql_snapshot_then_incremental_with_compound_and_descending_bookmarks(
 }
 
 /// A session in UTC (so `timestamp` columns read back as the UTC instants the lake holds).
-async fn connect(url: &str) -> Result<Conn> {
+/// A connection to the test MariaDB at `url`, in UTC.
+pub(crate) async fn connect(url: &str) -> Result<Conn> {
     let opts = OptsBuilder::from_opts(Opts::from_url(url)?)
         .prefer_socket(false)
         .init(vec!["SET time_zone = '+00:00'"]);
@@ -42,7 +43,8 @@ async fn connect(url: &str) -> Result<Conn> {
         .with_context(|| "connecting to the test MariaDB")
 }
 
-async fn exec_all(conn: &mut Conn, sql: &str) -> Result<()> {
+/// Run statements separated by `;`, one at a time.
+pub(crate) async fn exec_all(conn: &mut Conn, sql: &str) -> Result<()> {
     for stmt in sql.split(';').map(str::trim).filter(|s| !s.is_empty()) {
         conn.query_drop(stmt)
             .await

@@ -35,7 +35,8 @@ async fn extract_join_crawl_dag_with_bookmarks() -> Result<()> {
     .await
 }
 
-async fn pg(url: &str) -> Result<Client> {
+/// A client of the test PostgreSQL at `url`.
+pub(crate) async fn pg(url: &str) -> Result<Client> {
     let (client, conn) = tokio_postgres::connect(url, NoTls)
         .await
         .with_context(|| "connecting to the test PostgreSQL")?;
@@ -44,7 +45,7 @@ async fn pg(url: &str) -> Result<Client> {
 }
 
 /// `url` with its database replaced.
-pub(super) fn with_database(url: &str, db: &str) -> String {
+pub(crate) fn with_database(url: &str, db: &str) -> String {
     match url.rfind('/') {
         Some(i) => format!("{}/{db}", &url[..i]),
         None => url.to_string(),
@@ -121,7 +122,7 @@ async fn ids(
     Ok((rows.len(), distinct.len()))
 }
 
-pub(super) fn extract_report(log: &str) -> Result<serde_json::Value> {
+pub(crate) fn extract_report(log: &str) -> Result<serde_json::Value> {
     let start = log
         .find("{\n")
         .context("no JSON report in the step output")?;
@@ -129,13 +130,13 @@ pub(super) fn extract_report(log: &str) -> Result<serde_json::Value> {
     Ok(serde_json::from_str(&log[start..=end])?)
 }
 
-pub(super) async fn step_log(ctx: &TestContext, job: &str) -> Result<String> {
+pub(crate) async fn step_log(ctx: &TestContext, job: &str) -> Result<String> {
     let pod = only_pod(ctx, job).await?;
     ctx.pod_log(&pod.metadata.name.clone().unwrap_or_default(), "step")
         .await
 }
 
-pub(super) fn table_report<'a>(
+pub(crate) fn table_report<'a>(
     report: &'a serde_json::Value,
     source: &str,
 ) -> Result<&'a serde_json::Value> {
