@@ -302,7 +302,7 @@ pub enum BucketEvent {
 #[x_kube(validation = Rule::new("has(self.managed) != has(self.external)")
     .message("exactly one of spec.catalog.managed or spec.catalog.external must be set"))]
 pub struct CatalogSpec {
-    /// A Lakekeeper catalog (with its PostgreSQL) run by the operator.
+    /// A catalog (Nessie or Lakekeeper, with its PostgreSQL) run by the operator.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub managed: Option<ManagedCatalog>,
     /// An existing Iceberg REST catalog.
@@ -315,14 +315,21 @@ pub struct CatalogSpec {
     pub databases: Vec<DatabaseSpec>,
 }
 
-/// A Lakekeeper Iceberg REST catalog managed by the operator.
+/// An Iceberg REST catalog run by the operator, with its metadata in PostgreSQL.
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
 #[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("self.server != 'Nessie' || !has(self.database) || !has(self.database.existing)")
+    .message("spec.catalog.managed.database.existing is not supported with server Nessie yet: use a managed database (omit database.existing) or server Lakekeeper"))]
 pub struct ManagedCatalog {
-    /// Lakekeeper container image.
-    #[serde(default = "default_lakekeeper_image")]
+    /// Which catalog server runs: `Nessie` (Project Nessie's Iceberg REST catalog, the
+    /// default) or `Lakekeeper`.
+    #[serde(default)]
+    pub server: CatalogServer,
+    /// Container image of the catalog server. Default: `ghcr.io/projectnessie/nessie:0.99.0`
+    /// for Nessie, `quay.io/lakekeeper/catalog:v0.9.5` for Lakekeeper.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(min = 1, max = 512))]
-    pub image: String,
+    pub image: Option<String>,
     /// Number of catalog servers.
     #[serde(default = "one")]
     #[schemars(range(min = 1, max = 16))]
@@ -339,8 +346,26 @@ pub struct ManagedCatalog {
     pub pod_overrides: Option<FreeForm>,
 }
 
-fn default_lakekeeper_image() -> String {
-    "quay.io/lakekeeper/catalog:v0.9.5".into()
+impl ManagedCatalog {
+    /// The image to run: `image`, else the server's default.
+    pub fn image(&self) -> String {
+        self.image.clone().unwrap_or_else(|| match self.server {
+            CatalogServer::Nessie => "ghcr.io/projectnessie/nessie:0.99.0".into(),
+            CatalogServer::Lakekeeper => "quay.io/lakekeeper/catalog:v0.9.5".into(),
+        })
+    }
+}
+
+/// The Iceberg REST catalog server a managed catalog runs.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]
+pub enum CatalogServer {
+    /// Project Nessie (Iceberg REST under `/iceberg`), metadata in PostgreSQL (JDBC2 store);
+    /// the lake's warehouse is part of its configuration.
+    #[default]
+    Nessie,
+    /// Lakekeeper (Iceberg REST under `/catalog`), bootstrapped and given the lake's warehouse
+    /// through its management API.
+    Lakekeeper,
 }
 
 /// The catalog's metadata database. Set at most one of `managed` or `existing`;

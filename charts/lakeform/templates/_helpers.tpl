@@ -170,11 +170,12 @@ granting what its creator does not hold, so every rule of those Roles is covered
 # the DataLake controller watches Secrets to react to credential changes (datalake/mod.rs
 # `watches`); storage, catalog, workflow and event code read credentials (controller/lake.rs
 # `secret`, `get_opt`); crawl
-# Jobs' Role grants `get` on the lake's credentials Secret. Never deleted: they go with their
-# owner.
+# Jobs' Role grants `get` on the lake's credentials Secret. The stores' generated credentials
+# carry no owner reference (they outlive a DataLake under deletionPolicy Retain) and are deleted
+# by its cleanup under Delete (controller/datalake/objects.rs `delete_kept_secrets`).
 - apiGroups: [""]
   resources: [secrets]
-  verbs: [get, list, watch, create, patch]
+  verbs: [get, list, watch, create, patch, delete]
 # Connection-info, Trino and bookmark ConfigMaps are applied (controller/apply.rs: get +
 # server-side apply, which creates); the DataLake controller owns them (list, watch) and prunes
 # unwanted ones (controller/apply.rs `Applier`: list, delete); event batches are ConfigMaps

@@ -11,10 +11,10 @@ use k8s_openapi::api::core::v1::{ConfigMap, EnvVar, EnvVarSource, SecretKeySelec
 use kube::ResourceExt;
 use lakeform_api::common::S3CredentialsRef;
 use lakeform_api::connection::{StorageEndpoint, storage_endpoint};
-use lakeform_api::datalake::{DataLake, OAuth2Credentials};
+use lakeform_api::datalake::{CatalogServer, DataLake, OAuth2Credentials};
 
 use super::meta::owned_meta;
-use super::{lakekeeper, minio, trino};
+use super::{lakekeeper, minio, nessie, trino};
 
 /// Component label of the connection-info ConfigMap.
 pub const COMPONENT: &str = "connection";
@@ -62,7 +62,7 @@ pub struct LakeEndpoints {
 }
 
 impl LakeEndpoints {
-    /// Endpoints as the spec defines them: managed MinIO or external S3, managed Lakekeeper or
+    /// Endpoints as the spec defines them: managed MinIO or external S3, a managed catalog or
     /// an external catalog, and the Trino Service when a query engine is requested.
     ///
     /// The storage part is [`storage`], shared with the worker. The catalog part is not: the
@@ -83,9 +83,9 @@ impl LakeEndpoints {
                     ext.warehouse.clone(),
                     ext.oauth2.clone(),
                 ),
-                (Some(_), None) => (
-                    Some(lakekeeper::catalog_uri(lake)),
-                    Some(lakekeeper::warehouse_name(lake)),
+                (Some(managed), None) => (
+                    Some(managed_catalog_uri(lake, managed.server)),
+                    Some(lake.name_any()),
                     None,
                 ),
                 (None, None) => (None, None, None),
@@ -108,6 +108,27 @@ impl LakeEndpoints {
             trino_uri,
         }
     }
+}
+
+/// The in-cluster Iceberg REST URI of a managed catalog server. Its warehouse is named after
+/// the lake (`nessie::warehouse_name`, `lakekeeper::warehouse_name`).
+pub fn managed_catalog_uri(lake: &DataLake, server: CatalogServer) -> String {
+    match server {
+        CatalogServer::Nessie => nessie::catalog_uri(lake),
+        CatalogServer::Lakekeeper => lakekeeper::catalog_uri(lake),
+    }
+}
+
+/// The bucket of a managed catalog's warehouse: the first database's zone, else the first zone.
+pub fn warehouse_bucket(lake: &DataLake) -> String {
+    lake.spec
+        .catalog
+        .as_ref()
+        .and_then(|cat| cat.databases.first())
+        .and_then(|db| lake.spec.zones.iter().find(|z| z.name == db.zone))
+        .or(lake.spec.zones.first())
+        .map(|z| lake.bucket_name(z))
+        .unwrap_or_default()
 }
 
 /// Where the lake's S3 is as the operator builds it: external storage as its spec says, managed
@@ -252,7 +273,7 @@ pub(crate) mod tests {
     }
 
     #[test]
-    fn managed_lake_points_at_minio_and_lakekeeper() {
+    fn managed_lake_points_at_minio_and_its_catalog_server() {
         let l = lake(
             "  storage:\n    managed: {}\n  zones: [{name: raw}]\n  catalog:\n    managed: {}\n",
         );
@@ -264,9 +285,16 @@ pub(crate) mod tests {
         assert_eq!(ep.credentials.secret_name, "sales-minio-root");
         assert_eq!(
             ep.catalog_uri.as_deref(),
-            Some("http://sales-lakekeeper.team.svc.cluster.local:8181/catalog")
+            Some("http://sales-nessie.team.svc.cluster.local:19120/iceberg")
         );
         assert_eq!(ep.warehouse.as_deref(), Some("sales"));
+        let keeper = lake(
+            "  storage:\n    managed: {}\n  zones: [{name: raw}]\n  catalog:\n    managed: {server: Lakekeeper}\n",
+        );
+        assert_eq!(
+            LakeEndpoints::for_lake(&keeper).catalog_uri.as_deref(),
+            Some("http://sales-lakekeeper.team.svc.cluster.local:8181/catalog")
+        );
         assert_eq!(ep.trino_uri, None);
         let data = config_map(&l, &ep).data.expect("data");
         assert!(!data.contains_key("trino.uri"));

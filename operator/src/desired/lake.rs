@@ -1,6 +1,7 @@
-//! Everything Kubernetes runs for one DataLake, as one [`DesiredSet`]: managed MinIO, managed
-//! Lakekeeper (and its PostgreSQL), Trino and the connection-info ConfigMap. The per-component
-//! builders (`minio`, `lakekeeper`, `trino`, `connection`) stay the place where objects are made;
+//! Everything Kubernetes runs for one DataLake, as one [`DesiredSet`]: managed MinIO, a managed
+//! catalog (Nessie or Lakekeeper, and its PostgreSQL), Trino and the connection-info ConfigMap.
+//! The per-component builders (`minio`, `postgres`, `nessie`, `lakekeeper`, `trino`,
+//! `connection`) stay the place where objects are made;
 //! this module only gathers them and says which components the set speaks for (prunes).
 //!
 //! A component whose builder fails (bad `podOverrides`, `configOverrides`, workgroups) keeps its
@@ -11,7 +12,7 @@
 
 use kube::ResourceExt;
 use lakeform_api::common::{LABEL_MANAGED_BY, LABEL_PART_OF, MANAGED_BY};
-use lakeform_api::datalake::{DataLake, ManagedCatalog};
+use lakeform_api::datalake::{CatalogServer, DataLake, ManagedCatalog};
 
 use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
 use k8s_openapi::api::batch::v1::Job;
@@ -19,14 +20,14 @@ use k8s_openapi::api::core::v1::{ConfigMap, Service};
 
 use super::connection::{self, LakeEndpoints};
 use super::set::{DesiredSet, Ownership};
-use super::{lakekeeper, minio, trino};
+use super::{lakekeeper, minio, nessie, postgres, trino};
 
 /// A part of the lake with its own condition.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Part {
     /// `StorageReady`: MinIO.
     Storage,
-    /// `CatalogReady`: Lakekeeper.
+    /// `CatalogReady`: the managed catalog server, the namespaces.
     Catalog,
     /// `QueryEngineReady`: Trino.
     QueryEngine,
@@ -82,7 +83,7 @@ pub fn objects(
 ) -> Result<LakeObjects, serde_json::Error> {
     let parts = [
         storage(lake, webhook)?,
-        catalog(lake)?,
+        catalog(lake, endpoints)?,
         query_engine(lake, endpoints)?,
     ];
     let mut owned = Vec::new();
@@ -151,29 +152,75 @@ fn storage(
     Ok(c)
 }
 
-/// The catalog: nothing for an external one (and its managed components pruned), Lakekeeper
-/// with its generated encryption key, migrations Job and PostgreSQL (or none, for an existing
-/// database) for a managed one.
-fn catalog(lake: &DataLake) -> Result<Contribution, serde_json::Error> {
+/// Components of a managed catalog (both servers), pruned when no longer desired.
+const CATALOG_COMPONENTS: [&str; 3] = [
+    lakekeeper::COMPONENT,
+    lakekeeper::MIGRATE_COMPONENT,
+    postgres::COMPONENT,
+];
+
+/// The catalog: nothing for an external one (and its managed components pruned); for a
+/// managed one its PostgreSQL (or none, for an existing database) and the server: Nessie with
+/// its configuration, or Lakekeeper with its generated encryption key and migrations Job.
+fn catalog(lake: &DataLake, endpoints: &LakeEndpoints) -> Result<Contribution, serde_json::Error> {
     let mut c = Contribution::new();
     let Some(catalog) = &lake.spec.catalog else {
         return Ok(c);
     };
     match (&catalog.external, &catalog.managed) {
-        (Some(_), _) => {
-            c.owned = vec![
-                lakekeeper::COMPONENT,
-                lakekeeper::MIGRATE_COMPONENT,
-                lakekeeper::DB_COMPONENT,
-            ];
+        (Some(_), _) => c.owned = CATALOG_COMPONENTS.to_vec(),
+        (None, Some(spec)) => {
+            c.owned = CATALOG_COMPONENTS.to_vec();
+            catalog_database(lake, spec, &mut c)?;
+            match spec.server {
+                CatalogServer::Nessie => nessie(lake, spec, endpoints, &mut c)?,
+                CatalogServer::Lakekeeper => lakekeeper(lake, spec, &mut c)?,
+            }
+            if c.invalid.is_some() {
+                // the server's live objects stay as they are
+                c.owned = vec![postgres::COMPONENT];
+            }
         }
-        (None, Some(spec)) => managed_catalog(lake, spec, &mut c)?,
         (None, None) => {}
     }
     Ok(c)
 }
 
-fn managed_catalog(
+/// The managed PostgreSQL and its generated password, unless an existing database is used.
+fn catalog_database(
+    lake: &DataLake,
+    spec: &ManagedCatalog,
+    c: &mut Contribution,
+) -> Result<(), serde_json::Error> {
+    if let Some(pg) = postgres::managed(spec) {
+        let owner = lake.clone();
+        c.set.generate(postgres::secret_name(lake), move |token| {
+            postgres::secret(&owner, &token(32))
+        });
+        c.set.add(&postgres::service(lake))?;
+        c.set.add(&postgres::statefulset(lake, &pg))?;
+    }
+    Ok(())
+}
+
+fn nessie(
+    lake: &DataLake,
+    spec: &ManagedCatalog,
+    endpoints: &LakeEndpoints,
+    c: &mut Contribution,
+) -> Result<(), serde_json::Error> {
+    match nessie::deployment(lake, spec, endpoints) {
+        Ok(deployment) => {
+            c.set.add(&nessie::config_map(lake, endpoints))?;
+            c.set.add(&nessie::service(lake))?;
+            c.set.add(&deployment)?;
+        }
+        Err(e) => c.invalid = Some((Part::Catalog, e.to_string())),
+    }
+    Ok(())
+}
+
+fn lakekeeper(
     lake: &DataLake,
     spec: &ManagedCatalog,
     c: &mut Contribution,
@@ -183,36 +230,28 @@ fn managed_catalog(
         .generate(lakekeeper::encryption_secret_name(lake), move |token| {
             lakekeeper::encryption_secret(&owner, &token(48))
         });
-    c.owned.push(lakekeeper::DB_COMPONENT);
-    if let Some(pg) = lakekeeper::managed_postgres(spec) {
-        let owner = lake.clone();
-        c.set
-            .generate(lakekeeper::db_secret_name(lake), move |token| {
-                lakekeeper::db_secret(&owner, &token(32))
-            });
-        c.set.add(&lakekeeper::db_service(lake))?;
-        c.set.add(&lakekeeper::db_statefulset(lake, &pg))?;
-    }
     // One migrations Job per image: the Jobs of previous images are pruned.
-    match lakekeeper::migrate_job(lake, spec) {
-        Ok(job) => {
+    let built = lakekeeper::migrate_job(lake, spec)
+        .and_then(|job| Ok((job, lakekeeper::deployment(lake, spec)?)));
+    match built {
+        Ok((job, deployment)) => {
             c.set.add(&job)?;
-            c.owned.push(lakekeeper::MIGRATE_COMPONENT);
-        }
-        Err(e) => {
-            c.invalid = Some((Part::Catalog, e.to_string()));
-            return Ok(());
-        }
-    }
-    match lakekeeper::deployment(lake, spec) {
-        Ok(deployment) => {
             c.set.add(&lakekeeper::service(lake))?;
             c.set.add(&deployment)?;
-            c.owned.push(lakekeeper::COMPONENT);
         }
         Err(e) => c.invalid = Some((Part::Catalog, e.to_string())),
     }
     Ok(())
+}
+
+/// Generated Secrets of the lake that carry no owner reference (`meta::kept_meta`): kept under
+/// `deletionPolicy: Retain`, deleted by the DataLake's cleanup under `Delete`.
+pub fn kept_secrets(lake: &DataLake) -> Vec<String> {
+    vec![
+        minio::secret_name(lake),
+        postgres::secret_name(lake),
+        lakekeeper::encryption_secret_name(lake),
+    ]
 }
 
 /// Trino's ConfigMaps, Service and Deployments; with no query engine, its components pruned.
@@ -276,8 +315,9 @@ mod tests {
             "Service/sales-minio",
             "ConfigMap/sales-connection",
             "StatefulSet/sales-minio",
-            "StatefulSet/sales-lakekeeper-pg",
-            "Deployment/sales-lakekeeper",
+            "StatefulSet/sales-catalog-pg",
+            "ConfigMap/sales-nessie",
+            "Deployment/sales-nessie",
         ] {
             assert!(names.contains(&want.to_string()), "{want} in {names:?}");
         }
@@ -285,7 +325,7 @@ mod tests {
         assert_eq!(
             selector,
             "app.kubernetes.io/managed-by=lakeform,app.kubernetes.io/part-of=sales,\
-             app.kubernetes.io/component in (catalog-db,catalog-migrate,catalog,trino-coordinator,trino-worker)"
+             app.kubernetes.io/component in (catalog,catalog-migrate,catalog-db,trino-coordinator,trino-worker)"
         );
     }
 

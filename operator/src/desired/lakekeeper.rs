@@ -29,47 +29,35 @@
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::apps::v1::{
-    Deployment, DeploymentSpec, DeploymentStrategy, RollingUpdateDeployment, StatefulSet,
-    StatefulSetSpec,
+    Deployment, DeploymentSpec, DeploymentStrategy, RollingUpdateDeployment,
 };
 use k8s_openapi::api::batch::v1::{Job, JobSpec};
 use k8s_openapi::api::core::v1::{
-    Container, ContainerPort, EnvVar, ExecAction, PodSecurityContext, PodSpec, PodTemplateSpec,
-    Probe, SeccompProfile, Secret, Service, ServicePort, ServiceSpec, VolumeMount,
+    Container, ContainerPort, EnvVar, PodSpec, PodTemplateSpec, Secret, Service, ServiceSpec,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use kube::ResourceExt;
-use lakeform_api::datalake::{DataLake, ManagedCatalog, ManagedPostgres};
+use lakeform_api::datalake::{DataLake, ManagedCatalog};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
 use super::BuildError;
 use super::connection::{LakeEndpoints, plain_env, secret_env};
 use super::meta::{
-    data_claim, http_probe, labels, owned_meta, restricted, selector, with_pod_overrides,
+    http_probe, kept_meta, labels, owned_meta, pod_security, restricted, selector, service_port,
+    with_pod_overrides,
 };
+use super::postgres;
 
 /// Component label of the catalog server.
 pub const COMPONENT: &str = "catalog";
 /// Component label of the migrations Job.
 pub const MIGRATE_COMPONENT: &str = "catalog-migrate";
-/// Component label of the catalog's PostgreSQL.
-pub const DB_COMPONENT: &str = "catalog-db";
 /// Lakekeeper HTTP port (Iceberg REST, management API, `/health`).
 pub const PORT: i32 = 8181;
 /// Lakekeeper Prometheus metrics port.
 pub const METRICS_PORT: i32 = 9000;
-/// PostgreSQL port.
-pub const PG_PORT: i32 = 5432;
-/// Database user of the managed PostgreSQL.
-pub const PG_USER: &str = "lakekeeper";
-/// Database name of the managed PostgreSQL.
-pub const PG_DATABASE: &str = "lakekeeper";
-/// Secret key of the generated database user name.
-pub const PG_USER_KEY: &str = "username";
-/// Secret key of the generated database password.
-pub const PG_PASSWORD_KEY: &str = "password";
 /// Secret key of the encryption key.
 pub const ENCRYPTION_KEY_KEY: &str = "encryptionKey";
 /// Health endpoint.
@@ -80,26 +68,10 @@ pub const BOOTSTRAP_PATH: &str = "/management/v1/bootstrap";
 pub const WAREHOUSE_PATH: &str = "/management/v1/warehouse";
 /// The user the Lakekeeper image (distroless `nonroot`) runs as.
 const LAKEKEEPER_UID: i64 = 65532;
-/// The `postgres` user of the official PostgreSQL image.
-const POSTGRES_UID: i64 = 999;
-/// Where the PostgreSQL volume is mounted; the data directory is a subfolder so that a
-/// `lost+found` at the volume root does not break `initdb` (works for the 17 and 18 images).
-const PG_MOUNT: &str = "/var/lib/postgresql";
-const PG_DATA: &str = "/var/lib/postgresql/pgdata";
 
 /// Name of the Deployment and Service.
 pub fn name(lake: &DataLake) -> String {
     format!("{}-lakekeeper", lake.name_any())
-}
-
-/// Name of the PostgreSQL StatefulSet and its headless Service.
-pub fn db_name(lake: &DataLake) -> String {
-    format!("{}-lakekeeper-pg", lake.name_any())
-}
-
-/// Name of the generated-password Secret of the managed PostgreSQL.
-pub fn db_secret_name(lake: &DataLake) -> String {
-    format!("{}-lakekeeper-pg", lake.name_any())
 }
 
 /// Name of the encryption-key Secret.
@@ -117,7 +89,7 @@ pub fn migrate_job_name(lake: &DataLake, spec: &ManagedCatalog) -> String {
     format!(
         "{}-lakekeeper-migrate-{}",
         lake.name_any(),
-        short_hash(&spec.image)
+        short_hash(&spec.image())
     )
 }
 
@@ -140,34 +112,11 @@ pub fn warehouse_name(lake: &DataLake) -> String {
     lake.name_any()
 }
 
-/// Host of the managed PostgreSQL (its headless Service).
-pub fn db_host(lake: &DataLake) -> String {
-    format!(
-        "{}.{}.svc.cluster.local",
-        db_name(lake),
-        lake.namespace().unwrap_or_default()
-    )
-}
-
-/// The generated-password Secret of the managed PostgreSQL. Created once by the controller
-/// (which generates the password) and never rewritten.
-pub fn db_secret(lake: &DataLake, password: &str) -> Secret {
-    Secret {
-        metadata: owned_meta(lake, db_secret_name(lake), DB_COMPONENT),
-        string_data: Some(BTreeMap::from([
-            (PG_USER_KEY.to_string(), PG_USER.to_string()),
-            (PG_PASSWORD_KEY.to_string(), password.to_string()),
-        ])),
-        type_: Some("Opaque".into()),
-        ..Default::default()
-    }
-}
-
 /// The encryption-key Secret (`LAKEKEEPER__PG_ENCRYPTION_KEY`). The controller generates the
 /// key once; changing it later makes stored storage credentials unreadable.
 pub fn encryption_secret(lake: &DataLake, key: &str) -> Secret {
     Secret {
-        metadata: owned_meta(lake, encryption_secret_name(lake), COMPONENT),
+        metadata: kept_meta(lake, encryption_secret_name(lake), COMPONENT),
         string_data: Some(BTreeMap::from([(
             ENCRYPTION_KEY_KEY.to_string(),
             key.to_string(),
@@ -194,15 +143,19 @@ pub fn env(lake: &DataLake, spec: &ManagedCatalog) -> Vec<EnvVar> {
             ),
         ],
         None => vec![
-            plain_env("LAKEKEEPER__PG_HOST_W", db_host(lake)),
-            plain_env("LAKEKEEPER__PG_HOST_R", db_host(lake)),
-            plain_env("LAKEKEEPER__PG_PORT", PG_PORT.to_string()),
-            plain_env("LAKEKEEPER__PG_DATABASE", PG_DATABASE),
-            secret_env("LAKEKEEPER__PG_USER", &db_secret_name(lake), PG_USER_KEY),
+            plain_env("LAKEKEEPER__PG_HOST_W", postgres::host(lake)),
+            plain_env("LAKEKEEPER__PG_HOST_R", postgres::host(lake)),
+            plain_env("LAKEKEEPER__PG_PORT", postgres::PG_PORT.to_string()),
+            plain_env("LAKEKEEPER__PG_DATABASE", postgres::PG_DATABASE),
+            secret_env(
+                "LAKEKEEPER__PG_USER",
+                &postgres::secret_name(lake),
+                postgres::PG_USER_KEY,
+            ),
             secret_env(
                 "LAKEKEEPER__PG_PASSWORD",
-                &db_secret_name(lake),
-                PG_PASSWORD_KEY,
+                &postgres::secret_name(lake),
+                postgres::PG_PASSWORD_KEY,
             ),
         ],
     };
@@ -214,20 +167,6 @@ pub fn env(lake: &DataLake, spec: &ManagedCatalog) -> Vec<EnvVar> {
     env
 }
 
-fn pod_security(uid: i64) -> PodSecurityContext {
-    PodSecurityContext {
-        run_as_user: Some(uid),
-        run_as_group: Some(uid),
-        fs_group: Some(uid),
-        run_as_non_root: Some(true),
-        seccomp_profile: Some(SeccompProfile {
-            type_: "RuntimeDefault".into(),
-            ..Default::default()
-        }),
-        ..Default::default()
-    }
-}
-
 fn lakekeeper_container(
     lake: &DataLake,
     spec: &ManagedCatalog,
@@ -236,7 +175,7 @@ fn lakekeeper_container(
 ) -> Container {
     Container {
         name: name.into(),
-        image: Some(spec.image.clone()),
+        image: Some(spec.image()),
         args: Some(args.iter().map(|a| a.to_string()).collect()),
         env: Some(env(lake, spec)),
         resources: spec.resources.clone(),
@@ -318,23 +257,16 @@ pub fn deployment(lake: &DataLake, spec: &ManagedCatalog) -> Result<Deployment, 
     })
 }
 
-fn port(name: &str, port: i32) -> ServicePort {
-    ServicePort {
-        name: Some(name.into()),
-        port,
-        target_port: Some(IntOrString::Int(port)),
-        protocol: Some("TCP".into()),
-        ..Default::default()
-    }
-}
-
 /// The Lakekeeper Service (`<lake>-lakekeeper`, port 8181 and metrics 9000).
 pub fn service(lake: &DataLake) -> Service {
     Service {
         metadata: owned_meta(lake, name(lake), COMPONENT),
         spec: Some(ServiceSpec {
             selector: Some(selector(&lake.name_any(), COMPONENT)),
-            ports: Some(vec![port("http", PORT), port("metrics", METRICS_PORT)]),
+            ports: Some(vec![
+                service_port("http", PORT),
+                service_port("metrics", METRICS_PORT),
+            ]),
             type_: Some("ClusterIP".into()),
             ..Default::default()
         }),
@@ -367,105 +299,6 @@ pub fn migrate_job(lake: &DataLake, spec: &ManagedCatalog) -> Result<Job, BuildE
         }),
         ..Default::default()
     })
-}
-
-/// The headless Service of the managed PostgreSQL (also the StatefulSet's `serviceName`).
-pub fn db_service(lake: &DataLake) -> Service {
-    Service {
-        metadata: owned_meta(lake, db_name(lake), DB_COMPONENT),
-        spec: Some(ServiceSpec {
-            selector: Some(selector(&lake.name_any(), DB_COMPONENT)),
-            ports: Some(vec![port("postgres", PG_PORT)]),
-            cluster_ip: Some("None".into()),
-            ..Default::default()
-        }),
-        ..Default::default()
-    }
-}
-
-/// The managed PostgreSQL StatefulSet (one replica), used when `database.existing` is unset.
-pub fn db_statefulset(lake: &DataLake, pg: &ManagedPostgres) -> StatefulSet {
-    let ready = Probe {
-        exec: Some(ExecAction {
-            command: Some(vec![
-                "pg_isready".into(),
-                "-h".into(),
-                "127.0.0.1".into(),
-                "-U".into(),
-                PG_USER.into(),
-                "-d".into(),
-                PG_DATABASE.into(),
-            ]),
-        }),
-        initial_delay_seconds: Some(5),
-        period_seconds: Some(10),
-        timeout_seconds: Some(5),
-        failure_threshold: Some(6),
-        ..Default::default()
-    };
-    let container = Container {
-        name: "postgres".into(),
-        image: Some(pg.image.clone()),
-        env: Some(vec![
-            secret_env("POSTGRES_USER", &db_secret_name(lake), PG_USER_KEY),
-            secret_env("POSTGRES_PASSWORD", &db_secret_name(lake), PG_PASSWORD_KEY),
-            plain_env("POSTGRES_DB", PG_DATABASE),
-            plain_env("PGDATA", PG_DATA),
-        ]),
-        ports: Some(vec![ContainerPort {
-            name: Some("postgres".into()),
-            container_port: PG_PORT,
-            protocol: Some("TCP".into()),
-            ..Default::default()
-        }]),
-        volume_mounts: Some(vec![VolumeMount {
-            name: "data".into(),
-            mount_path: PG_MOUNT.into(),
-            ..Default::default()
-        }]),
-        readiness_probe: Some(ready.clone()),
-        liveness_probe: Some(Probe {
-            initial_delay_seconds: Some(30),
-            ..ready
-        }),
-        resources: pg.resources.clone(),
-        security_context: Some(restricted()),
-        ..Default::default()
-    };
-    let claim = data_claim(pg.storage_class.clone(), pg.volume_size.clone());
-    StatefulSet {
-        metadata: owned_meta(lake, db_name(lake), DB_COMPONENT),
-        spec: Some(StatefulSetSpec {
-            replicas: Some(1),
-            service_name: Some(db_name(lake)),
-            selector: LabelSelector {
-                match_labels: Some(selector(&lake.name_any(), DB_COMPONENT)),
-                ..Default::default()
-            },
-            template: PodTemplateSpec {
-                metadata: Some(ObjectMeta {
-                    labels: Some(pod_labels(lake, DB_COMPONENT)),
-                    ..Default::default()
-                }),
-                spec: Some(PodSpec {
-                    containers: vec![container],
-                    security_context: Some(pod_security(POSTGRES_UID)),
-                    ..Default::default()
-                }),
-            },
-            volume_claim_templates: Some(vec![claim]),
-            ..Default::default()
-        }),
-        ..Default::default()
-    }
-}
-
-/// The managed PostgreSQL settings, or `None` when an existing database is referenced.
-pub fn managed_postgres(spec: &ManagedCatalog) -> Option<ManagedPostgres> {
-    if spec.database.existing.is_some() {
-        return None;
-    }
-    Some(spec.database.managed.clone().unwrap_or_default())
 }
 
 /// Body of `POST /management/v1/bootstrap`: accept the terms of use and make the caller (the
@@ -536,8 +369,8 @@ mod tests {
     use super::*;
     use crate::desired::connection::tests::lake;
 
-    const MANAGED: &str = "  storage:\n    managed: {}\n  zones: [{name: raw}]\n  catalog:\n    managed:\n      replicas: 2\n      database:\n        managed: {volumeSize: 8Gi, storageClass: fast}\n";
-    const EXISTING: &str = "  storage:\n    managed: {}\n  zones: [{name: raw}]\n  catalog:\n    managed:\n      database:\n        existing: {name: pg-url, key: url}\n";
+    const MANAGED: &str = "  storage:\n    managed: {}\n  zones: [{name: raw}]\n  catalog:\n    managed:\n      server: Lakekeeper\n      replicas: 2\n      database:\n        managed: {volumeSize: 8Gi, storageClass: fast}\n";
+    const EXISTING: &str = "  storage:\n    managed: {}\n  zones: [{name: raw}]\n  catalog:\n    managed:\n      server: Lakekeeper\n      database:\n        existing: {name: pg-url, key: url}\n";
 
     fn managed(l: &DataLake) -> &ManagedCatalog {
         l.spec
@@ -614,11 +447,11 @@ mod tests {
         );
         assert_eq!(
             env[0].value.as_deref(),
-            Some("sales-lakekeeper-pg.team.svc.cluster.local")
+            Some("sales-catalog-pg.team.svc.cluster.local")
         );
         assert_eq!(
             secret_ref(env, "LAKEKEEPER__PG_PASSWORD"),
-            ("sales-lakekeeper-pg".into(), "password".into())
+            ("sales-catalog-pg".into(), "password".into())
         );
         assert_eq!(
             secret_ref(env, "LAKEKEEPER__PG_ENCRYPTION_KEY"),
@@ -649,7 +482,7 @@ mod tests {
             ("pg-url".into(), "url".into())
         );
         assert!(env.iter().all(|e| e.value.is_none()));
-        assert_eq!(managed_postgres(spec), None, "no PostgreSQL is built");
+        assert_eq!(postgres::managed(spec), None, "no PostgreSQL is built");
     }
 
     #[test]
@@ -669,7 +502,7 @@ mod tests {
         );
         assert_eq!(migrate_job_name(&l, &spec), job_name, "stable");
         let newer = ManagedCatalog {
-            image: "quay.io/lakekeeper/catalog:v0.9.6".into(),
+            image: Some("quay.io/lakekeeper/catalog:v0.9.6".into()),
             ..spec
         };
         assert_ne!(
@@ -677,54 +510,6 @@ mod tests {
             job_name,
             "re-run on new image"
         );
-    }
-
-    #[test]
-    fn postgres_statefulset_and_headless_service() {
-        let l = lake(MANAGED);
-        let pg = managed_postgres(managed(&l)).expect("managed postgres");
-        let sts = db_statefulset(&l, &pg);
-        assert_eq!(sts.metadata.name.as_deref(), Some("sales-lakekeeper-pg"));
-        let spec = sts.spec.as_ref().expect("spec");
-        assert_eq!(spec.replicas, Some(1));
-        assert_eq!(spec.service_name.as_deref(), Some("sales-lakekeeper-pg"));
-        let c = &spec.template.spec.as_ref().expect("pod").containers[0];
-        assert_eq!(c.image.as_deref(), Some("docker.io/library/postgres:17"));
-        let env = c.env.as_ref().expect("env");
-        assert_eq!(
-            secret_ref(env, "POSTGRES_PASSWORD"),
-            ("sales-lakekeeper-pg".into(), "password".into())
-        );
-        let claim = &spec.volume_claim_templates.as_ref().expect("pvc")[0];
-        let claim_spec = claim.spec.as_ref().expect("pvc spec");
-        assert_eq!(claim_spec.storage_class_name.as_deref(), Some("fast"));
-        assert_eq!(
-            claim_spec
-                .resources
-                .as_ref()
-                .and_then(|r| r.requests.as_ref())
-                .map(|r| r["storage"].0.as_str()),
-            Some("8Gi")
-        );
-        let svc = db_service(&l);
-        let svc_spec = svc.spec.as_ref().expect("spec");
-        assert_eq!(svc_spec.cluster_ip.as_deref(), Some("None"));
-        assert_eq!(svc_spec.ports.as_ref().expect("ports")[0].port, 5432);
-        let sel = svc_spec.selector.as_ref().expect("selector");
-        let pod_labels = spec
-            .template
-            .metadata
-            .as_ref()
-            .and_then(|m| m.labels.as_ref())
-            .expect("labels");
-        assert!(sel.iter().all(|(k, v)| pod_labels.get(k) == Some(v)));
-
-        // Defaults apply when `database` is omitted.
-        let bare = lake(
-            "  storage:\n    managed: {}\n  zones: [{name: raw}]\n  catalog:\n    managed: {}\n",
-        );
-        let pg = managed_postgres(managed(&bare)).expect("defaults");
-        assert_eq!(pg.volume_size.0, "5Gi");
     }
 
     #[test]
@@ -753,18 +538,18 @@ mod tests {
         let l = lake(MANAGED);
         let spec = managed(&l);
         let (password, key) = ("pg-PASSWORD-123", "ENCRYPTION-KEY-456");
-        let s = db_secret(&l, password);
-        assert_eq!(s.metadata.name.as_deref(), Some("sales-lakekeeper-pg"));
+        let s = postgres::secret(&l, password);
+        assert_eq!(s.metadata.name.as_deref(), Some("sales-catalog-pg"));
         assert_eq!(s.string_data.as_ref().expect("data")["password"], password);
         let e = encryption_secret(&l, key);
         assert_eq!(e.string_data.as_ref().expect("data")["encryptionKey"], key);
-        let pg = managed_postgres(spec).expect("pg");
+        let pg = postgres::managed(spec).expect("pg");
         let others = [
             serde_yaml::to_string(&deployment(&l, spec).expect("deployment")),
             serde_yaml::to_string(&migrate_job(&l, spec).expect("job")),
-            serde_yaml::to_string(&db_statefulset(&l, &pg)),
+            serde_yaml::to_string(&postgres::statefulset(&l, &pg)),
             serde_yaml::to_string(&service(&l)),
-            serde_yaml::to_string(&db_service(&l)),
+            serde_yaml::to_string(&postgres::service(&l)),
         ];
         for yaml in others {
             let yaml = yaml.expect("serializes");
@@ -775,7 +560,7 @@ mod tests {
     #[test]
     fn pod_overrides_merge_over_the_template() {
         let l = lake(
-            "  storage:\n    managed: {}\n  zones: [{name: raw}]\n  catalog:\n    managed:\n      podOverrides:\n        spec:\n          nodeSelector: {pool: catalog}\n",
+            "  storage:\n    managed: {}\n  zones: [{name: raw}]\n  catalog:\n    managed:\n      server: Lakekeeper\n      podOverrides:\n        spec:\n          nodeSelector: {pool: catalog}\n",
         );
         let d = deployment(&l, managed(&l)).expect("builds");
         let pod = d.spec.and_then(|s| s.template.spec).expect("pod");

@@ -2,15 +2,18 @@
 
 use std::collections::BTreeMap;
 
+use k8s_openapi::api::apps::v1::StatefulSetPersistentVolumeClaimRetentionPolicy;
 use k8s_openapi::api::core::v1::{
-    Capabilities, HTTPGetAction, PersistentVolumeClaim, PersistentVolumeClaimSpec, PodTemplateSpec,
-    Probe, SecurityContext, VolumeResourceRequirements,
+    Capabilities, HTTPGetAction, PersistentVolumeClaim, PersistentVolumeClaimSpec,
+    PodSecurityContext, PodTemplateSpec, Probe, SeccompProfile, SecurityContext, ServicePort,
+    VolumeResourceRequirements,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use kube::{Resource, ResourceExt};
 use lakeform_api::common::{LABEL_MANAGED_BY, LABEL_PART_OF, MANAGED_BY};
+use lakeform_api::datalake::DeletionPolicy;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
@@ -52,6 +55,36 @@ pub fn owned_meta<K: Resource<DynamicType = ()>>(
         labels: Some(labels(&owner.name_any(), component)),
         owner_references: owner_reference(owner).map(|o| vec![o]),
         ..Default::default()
+    }
+}
+
+/// Metadata of an object the lake made that must outlive it under `deletionPolicy: Retain`: the
+/// generated credentials of its stores. Labelled like every other object of the lake, but
+/// without an owner reference, so the garbage collector leaves it; with `Delete`, the
+/// DataLake's cleanup removes it (`lake::kept_secrets`).
+pub fn kept_meta<K: Resource<DynamicType = ()>>(
+    owner: &K,
+    name: String,
+    component: &str,
+) -> ObjectMeta {
+    ObjectMeta {
+        name: Some(name),
+        namespace: owner.namespace(),
+        labels: Some(labels(&owner.name_any(), component)),
+        ..Default::default()
+    }
+}
+
+/// What happens to a StatefulSet's volumes when it is deleted: kept under `Retain` (a DataLake
+/// re-created with the same name mounts them again), deleted with it under `Delete`.
+pub fn volume_policy(policy: &DeletionPolicy) -> StatefulSetPersistentVolumeClaimRetentionPolicy {
+    let when_deleted = match policy {
+        DeletionPolicy::Delete => "Delete",
+        DeletionPolicy::Retain => "Retain",
+    };
+    StatefulSetPersistentVolumeClaimRetentionPolicy {
+        when_deleted: Some(when_deleted.into()),
+        when_scaled: Some("Retain".into()),
     }
 }
 
@@ -121,6 +154,33 @@ pub fn restricted() -> SecurityContext {
             drop: Some(vec!["ALL".into()]),
             ..Default::default()
         }),
+        ..Default::default()
+    }
+}
+
+/// A pod running as `uid` (user, group and volume group), non-root, with the runtime's default
+/// seccomp profile.
+pub fn pod_security(uid: i64) -> PodSecurityContext {
+    PodSecurityContext {
+        run_as_user: Some(uid),
+        run_as_group: Some(uid),
+        fs_group: Some(uid),
+        run_as_non_root: Some(true),
+        seccomp_profile: Some(SeccompProfile {
+            type_: "RuntimeDefault".into(),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+/// A TCP Service port `port` named `name`, targeting the same container port.
+pub fn service_port(name: &str, port: i32) -> ServicePort {
+    ServicePort {
+        name: Some(name.into()),
+        port,
+        target_port: Some(IntOrString::Int(port)),
+        protocol: Some("TCP".into()),
         ..Default::default()
     }
 }

@@ -6,15 +6,17 @@ use k8s_openapi::api::apps::v1::{StatefulSet, StatefulSetSpec};
 use k8s_openapi::api::core::v1::{
     Capabilities, Container, ContainerPort, EmptyDirVolumeSource, EnvVar, EnvVarSource,
     PodSecurityContext, PodSpec, PodTemplateSpec, SeccompProfile, Secret, SecretKeySelector,
-    SecurityContext, Service, ServicePort, ServiceSpec, Volume, VolumeMount,
+    SecurityContext, Service, ServiceSpec, Volume, VolumeMount,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
-use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use kube::ResourceExt;
 use lakeform_api::datalake::{DataLake, ManagedStorage};
 
 use super::BuildError;
-use super::meta::{data_claim, http_probe, owned_meta, selector, with_pod_overrides};
+use super::meta::{
+    data_claim, http_probe, kept_meta, owned_meta, selector, service_port, volume_policy,
+    with_pod_overrides,
+};
 
 /// Component label of the storage objects.
 pub const COMPONENT: &str = "storage";
@@ -52,25 +54,16 @@ pub fn endpoint(lake: &DataLake) -> String {
 }
 
 /// The root-credentials Secret with the given (generated) values. Created once; never
-/// rewritten by a reconcile.
+/// rewritten by a reconcile. Not owned by the lake (`meta::kept_meta`): under `Retain` the
+/// volumes it opens outlive the DataLake, and so must it.
 pub fn secret(lake: &DataLake, user: &str, password: &str) -> Secret {
     Secret {
-        metadata: owned_meta(lake, secret_name(lake), COMPONENT),
+        metadata: kept_meta(lake, secret_name(lake), COMPONENT),
         string_data: Some(BTreeMap::from([
             (USER_KEY.to_string(), user.to_string()),
             (PASSWORD_KEY.to_string(), password.to_string()),
         ])),
         type_: Some("Opaque".into()),
-        ..Default::default()
-    }
-}
-
-fn port(name: &str, port: i32) -> ServicePort {
-    ServicePort {
-        name: Some(name.into()),
-        port,
-        target_port: Some(IntOrString::Int(port)),
-        protocol: Some("TCP".into()),
         ..Default::default()
     }
 }
@@ -82,7 +75,10 @@ pub fn services(lake: &DataLake) -> [Service; 2] {
         metadata: owned_meta(lake, name(lake), COMPONENT),
         spec: Some(ServiceSpec {
             selector: Some(sel.clone()),
-            ports: Some(vec![port("s3", API_PORT), port("console", CONSOLE_PORT)]),
+            ports: Some(vec![
+                service_port("s3", API_PORT),
+                service_port("console", CONSOLE_PORT),
+            ]),
             type_: Some("ClusterIP".into()),
             ..Default::default()
         }),
@@ -92,7 +88,7 @@ pub fn services(lake: &DataLake) -> [Service; 2] {
         metadata: owned_meta(lake, headless_name(lake), COMPONENT),
         spec: Some(ServiceSpec {
             selector: Some(sel),
-            ports: Some(vec![port("s3", API_PORT)]),
+            ports: Some(vec![service_port("s3", API_PORT)]),
             cluster_ip: Some("None".into()),
             publish_not_ready_addresses: Some(true),
             ..Default::default()
@@ -312,6 +308,9 @@ pub fn statefulset(
             },
             template,
             volume_claim_templates: Some(vec![claim]),
+            persistent_volume_claim_retention_policy: Some(volume_policy(
+                &lake.spec.storage.deletion_policy,
+            )),
             ..Default::default()
         }),
         ..Default::default()

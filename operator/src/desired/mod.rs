@@ -9,6 +9,8 @@ pub mod lake;
 pub mod lakekeeper;
 pub mod meta;
 pub mod minio;
+pub mod nessie;
+pub mod postgres;
 pub mod set;
 pub mod spark;
 pub mod trino;

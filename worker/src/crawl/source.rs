@@ -57,8 +57,8 @@ fn storage(lake: &DataLake) -> Result<StorageEndpoint, CrawlError> {
 
 /// The lake's catalog endpoint. Kept apart from the operator's `LakeEndpoints::for_lake`
 /// because the two compute different things: here a managed catalog's URI is the one the
-/// DataLake's status reports and no warehouse is passed for it (the operator gives step Jobs
-/// the lake's name as warehouse), and a `spec.catalog` with neither `managed` nor `external`
+/// DataLake's status reports (its warehouse is the lake's name, as the operator configures
+/// it and gives step Jobs), and a `spec.catalog` with neither `managed` nor `external`
 /// (which the CRD rejects, a file-mode manifest may not) counts as managed, not as no catalog.
 fn catalog(lake: &DataLake) -> Result<CatalogConn, CrawlError> {
     let name = lake.name_any();
@@ -85,7 +85,7 @@ fn catalog(lake: &DataLake) -> Result<CatalogConn, CrawlError> {
         })?;
     Ok(CatalogConn {
         uri,
-        warehouse: None,
+        warehouse: Some(name),
     })
 }
 

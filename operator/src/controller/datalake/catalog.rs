@@ -16,8 +16,8 @@ use super::status::StatusBuilder;
 use crate::catalog::{
     Catalog, CatalogError, OAuth2, OWNER_PROPERTY, property_diff, with_managed_keys,
 };
+use crate::desired::connection::{LakeEndpoints, managed_catalog_uri};
 use crate::desired::lake::{Invalid, Part};
-use crate::desired::lakekeeper;
 
 fn owner(lake: &DataLake) -> String {
     format!(
@@ -96,7 +96,7 @@ fn connect_refused(reason: &'static str, message: String) -> Stop {
     Stop::refused(Part::Catalog, "ConnectCatalog", refusal)
 }
 
-/// A client of the lake's catalog: the managed Lakekeeper once it runs and is bootstrapped, or
+/// A client of the lake's catalog: the managed server once it runs (Lakekeeper bootstrapped), or
 /// the external catalog with its OAuth2 credentials.
 async fn connect(
     lake: &DataLake,
@@ -105,17 +105,16 @@ async fn connect(
     invalid: &Invalid,
 ) -> Result<Result<Catalog, Stop>, Error> {
     let Some(ext) = &catalog.external else {
-        if catalog.managed.is_none() {
+        let Some(managed) = &catalog.managed else {
             return Err(Error::Other(
                 "catalog has neither managed nor external".into(),
             ));
-        }
-        if let Err(stop) = super::managed_catalog::ensure(lake, ctx, invalid).await? {
+        };
+        if let Err(stop) = super::managed_catalog::ensure(lake, managed, ctx, invalid).await? {
             return Ok(Err(stop));
         }
-        let uri = lakekeeper::catalog_uri(lake);
-        let warehouse = lakekeeper::warehouse_name(lake);
-        return Ok(Catalog::connect(&uri, Some(&warehouse), None)
+        let uri = managed_catalog_uri(lake, managed.server);
+        return Ok(Catalog::connect(&uri, Some(&lake.name_any()), None)
             .await
             .map_err(|e| connect_refused(e.reason(), e.to_string())));
     };
@@ -142,7 +141,11 @@ pub async fn reconcile(
     };
     match &catalog.external {
         Some(ext) => status.catalog_endpoint(&ext.uri),
-        None => status.catalog_endpoint(&lakekeeper::catalog_uri(lake)),
+        None => status.catalog_endpoint(
+            &LakeEndpoints::for_lake(lake)
+                .catalog_uri
+                .unwrap_or_default(),
+        ),
     }
     let client = match connect(lake, ctx, catalog, invalid).await? {
         Ok(c) => c,

@@ -1,8 +1,9 @@
-//! Managed catalog, after the apply: once the Lakekeeper Deployment has an available replica,
-//! bootstrap it and create the lake's warehouse through its management API
-//! (`catalog::lakekeeper`). Lakekeeper v0.9.5 (see desired/lakekeeper.rs).
+//! Managed catalog, after the apply: wait for the server's Deployment to have an available
+//! replica. Nessie is then ready (its warehouse is configuration, desired/nessie.rs); Lakekeeper
+//! is bootstrapped and given the lake's warehouse through its management API
+//! (`catalog::lakekeeper`; Lakekeeper v0.9.5, see desired/lakekeeper.rs).
 
-use lakeform_api::datalake::DataLake;
+use lakeform_api::datalake::{CatalogServer, DataLake, ManagedCatalog};
 
 use super::super::context::Context;
 use super::super::error::{Error, Refusal, namespace};
@@ -10,17 +11,19 @@ use super::objects::deployment_available;
 use super::outcome::{RETRY, Stop};
 use super::{STARTING_RECHECK, storage};
 use crate::catalog::lakekeeper::bootstrap_with_warehouse;
-use crate::desired::connection::LakeEndpoints;
+use crate::desired::connection::{LakeEndpoints, warehouse_bucket};
 use crate::desired::lake::{Invalid, Part};
-use crate::desired::lakekeeper;
+use crate::desired::{lakekeeper, nessie};
 
 fn refused(refusal: Refusal) -> Stop {
     Stop::refused(Part::Catalog, "ConnectCatalog", refusal)
 }
 
-/// Wait for Lakekeeper, then bootstrap it and create the warehouse (both idempotent).
+/// Wait for the catalog server; bootstrap Lakekeeper and create its warehouse (both
+/// idempotent). Nessie has its warehouse in its configuration: nothing to call.
 pub async fn ensure(
     lake: &DataLake,
+    spec: &ManagedCatalog,
     ctx: &Context,
     invalid: &Invalid,
 ) -> Result<Result<(), Stop>, Error> {
@@ -28,25 +31,19 @@ pub async fn ensure(
         return Ok(Err(refused(Refusal::new("InvalidSpec", message))));
     }
     let ns = namespace(lake)?;
-    let name = lakekeeper::name(lake);
+    let (server, name) = match spec.server {
+        CatalogServer::Nessie => ("Nessie", nessie::name(lake)),
+        CatalogServer::Lakekeeper => ("Lakekeeper", lakekeeper::name(lake)),
+    };
     if deployment_available(ctx, &ns, &name).await? < 1 {
-        let message = format!("Lakekeeper Deployment {name}: no available replica yet");
+        let message = format!("{server} Deployment {name}: no available replica yet");
         let stop = Stop::starting(Part::Catalog, "CatalogStarting", message, STARTING_RECHECK);
         return Ok(Err(stop));
     }
-    bootstrap(lake, ctx, &ns).await
-}
-
-/// The bucket of the warehouse: the first database's zone, else the first zone.
-fn warehouse_bucket(lake: &DataLake) -> String {
-    lake.spec
-        .catalog
-        .as_ref()
-        .and_then(|cat| cat.databases.first())
-        .and_then(|db| lake.spec.zones.iter().find(|z| z.name == db.zone))
-        .or(lake.spec.zones.first())
-        .map(|z| lake.bucket_name(z))
-        .unwrap_or_default()
+    match spec.server {
+        CatalogServer::Nessie => Ok(Ok(())),
+        CatalogServer::Lakekeeper => bootstrap(lake, ctx, &ns).await,
+    }
 }
 
 /// Bootstrap Lakekeeper and create the lake's warehouse with the storage credentials.

@@ -150,8 +150,11 @@ async fn apply_objects(lake: &DataLake, ctx: &Context, set: DesiredSet) -> Resul
     Ok(())
 }
 
-/// The DataLake is being deleted: with `deletionPolicy: Delete` empty and remove its buckets;
-/// with `Retain` leave them. Kubernetes objects go with their owner (garbage collector).
+/// The DataLake is being deleted: with `deletionPolicy: Delete` drop its namespaces, empty and
+/// remove its buckets, then delete its generated credentials (its volumes go with their
+/// StatefulSets: `meta::volume_policy`); with `Retain` leave all of them, so that a DataLake
+/// re-created with the same name reaches the same data. Other Kubernetes objects go with their
+/// owner (garbage collector).
 async fn cleanup(lake: &DataLake, ctx: &Context) -> Result<Action, Error> {
     if lake.spec.storage.deletion_policy != DeletionPolicy::Delete {
         return Ok(Action::await_change());
@@ -171,7 +174,10 @@ async fn cleanup(lake: &DataLake, ctx: &Context) -> Result<Action, Error> {
     ctx.event(&lake.object_ref(&()), type_, reason, "Delete", note)
         .await;
     match deleted {
-        Ok(()) => Ok(Action::await_change()),
+        Ok(()) => {
+            objects::delete_kept_secrets(lake, ctx).await?;
+            Ok(Action::await_change())
+        }
         Err(message) => Err(Error::Other(format!(
             "deleting storage of the DataLake: {message}"
         ))),
