@@ -43,6 +43,8 @@ enum Command {
         #[command(subcommand)]
         command: BlueprintCommand,
     },
+    /// Run SQL on a DataLake's Trino (through the API server) and print the rows.
+    Query(crate::cli_query::QueryArgs),
     /// Print the version.
     Version,
     /// Helpers for debugging Jobs and the test environment.
@@ -269,6 +271,9 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Blueprint {
             command: BlueprintCommand::Render(args),
         } => crate::cli_blueprint::render(&args, &mut std::io::stdout().lock()),
+        Command::Query(args) => {
+            block_on(crate::cli_query::run(&args, &mut std::io::stdout().lock()))
+        }
         Command::Version => {
             println!("lakeform {VERSION}");
             Ok(())
@@ -305,13 +310,13 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
 }
 
 /// `<namespace>/<name>` of an object named on the command line.
-fn split_ref<'a>(what: &str, text: &'a str) -> anyhow::Result<(&'a str, &'a str)> {
+pub(crate) fn split_ref<'a>(what: &str, text: &'a str) -> anyhow::Result<(&'a str, &'a str)> {
     text.split_once('/')
         .filter(|(n, c)| !n.is_empty() && !c.is_empty() && !c.contains('/'))
         .with_context(|| format!("expected the {what} as <namespace>/<name>, got {text:?}"))
 }
 
-async fn kube_client(kubeconfig: Option<&PathBuf>) -> anyhow::Result<kube::Client> {
+pub(crate) async fn kube_client(kubeconfig: Option<&PathBuf>) -> anyhow::Result<kube::Client> {
     let config = match kubeconfig {
         Some(path) => {
             let kc = kube::config::Kubeconfig::read_from(path)

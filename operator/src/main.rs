@@ -4,6 +4,7 @@
 mod catalog;
 mod cli;
 mod cli_blueprint;
+mod cli_query;
 mod controller;
 mod desired;
 mod storage;
