@@ -65,7 +65,10 @@ pub struct StorageSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub external: Option<ExternalStorage>,
     /// What happens to buckets and their data when the DataLake is deleted: `Retain` (default)
-    /// keeps them, `Delete` empties and removes them. Kubernetes objects are always removed.
+    /// keeps them, `Delete` empties and removes them. Workloads, Services and ConfigMaps are
+    /// always removed; under `Retain` the generated credentials (Secrets) and the managed
+    /// components' volumes (PVCs) stay too, so that a DataLake re-created with the same name
+    /// reaches the same data and catalog. `Delete` removes them as well.
     #[serde(default)]
     pub deletion_policy: DeletionPolicy,
 }
@@ -73,10 +76,12 @@ pub struct StorageSpec {
 /// What happens to data outside Kubernetes when its owner is deleted.
 #[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]
 pub enum DeletionPolicy {
-    /// Keep buckets, objects and catalog entries.
+    /// Keep buckets, objects and catalog entries, and the managed components' credentials
+    /// (Secrets) and volumes (PVCs).
     #[default]
     Retain,
-    /// Empty and remove buckets; drop empty catalog namespaces.
+    /// Empty and remove buckets; drop empty catalog namespaces; remove the managed components'
+    /// credentials and volumes.
     Delete,
 }
 

@@ -9,5 +9,6 @@ mod cluster;
 mod controlplane;
 mod crawler;
 mod crawler_controller;
+mod managed_lake;
 mod storage;
 mod workflow;

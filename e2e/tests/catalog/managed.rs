@@ -1,7 +1,10 @@
-//! Managed catalog (Lakekeeper + PostgreSQL) and Trino, asserted from the API: no kubelet runs
-//! their pods here, so the lake reports `CatalogStarting` / `QueryEngineStarting` and every
-//! object is checked as the operator built it — owner references, wiring, no secret values in
-//! ConfigMaps, and the config-hash annotation that rolls pods when rendered config changes.
+//! Managed catalog (the Lakekeeper option + PostgreSQL) and Trino, asserted from the API:
+//! Lakekeeper's and Trino's upstream images are not reachable from our node (no registry), so
+//! the lake reports `CatalogStarting` / `QueryEngineStarting` and every object is checked as the
+//! operator built it — owner references, wiring, no secret values in ConfigMaps, the generated
+//! Secrets kept out of garbage collection (they outlive a `Retain` lake), and the config-hash
+//! annotation that rolls pods when rendered config changes. `managed_lake` runs a managed lake
+//! for real (Nessie, PostgreSQL, MinIO and Trino pods from images built here).
 
 use anyhow::{Context, Result, ensure};
 use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
@@ -28,6 +31,7 @@ spec:
   zones: [{{name: raw}}, {{name: curated}}]
   catalog:
     managed:
+      server: Lakekeeper
       database:
         managed: {{volumeSize: 2Gi}}
     databases:
@@ -95,9 +99,10 @@ async fn managed_catalog_and_trino_objects() -> Result<()> {
         "{endpoints:?}"
     );
 
-    // Catalog: Lakekeeper, its PostgreSQL, migrations, generated Secrets — all owned by the lake.
+    // Catalog: Lakekeeper, its PostgreSQL, migrations — owned by the lake; the generated Secrets
+    // are not (a lake deleted with `Retain` leaves them, so a re-created lake reads its data).
     let lk = ctx.api::<Deployment>().get("mc-lakekeeper").await?;
-    let pg = ctx.api::<StatefulSet>().get("mc-lakekeeper-pg").await?;
+    let pg = ctx.api::<StatefulSet>().get("mc-catalog-pg").await?;
     let jobs = ctx
         .api::<Job>()
         .list(&ListParams::default().labels("app.kubernetes.io/component=catalog-migrate"))
@@ -111,19 +116,15 @@ async fn managed_catalog_and_trino_objects() -> Result<()> {
             "Lakekeeper Service",
             owned_by(&ctx.api::<Service>().get("mc-lakekeeper").await?, &uid),
         ),
-        (
-            "encryption Secret",
-            owned_by(
-                &ctx.api::<Secret>().get("mc-lakekeeper-encryption").await?,
-                &uid,
-            ),
-        ),
-        (
-            "database Secret",
-            owned_by(&ctx.api::<Secret>().get("mc-lakekeeper-pg").await?, &uid),
-        ),
     ] {
         ensure!(ok, "{what} is owned by the DataLake");
+    }
+    for name in ["mc-lakekeeper-encryption", "mc-catalog-pg"] {
+        let kept = ctx.api::<Secret>().get(name).await?;
+        ensure!(
+            !owned_by(&kept, &uid),
+            "{name} must not be garbage-collected with the lake"
+        );
     }
     let lk_env = serde_json::to_string(
         &lk.spec

@@ -1,6 +1,9 @@
-//! Managed storage: the MinIO StatefulSet, Services and Secret match the spec, are owned by the
-//! DataLake and are garbage-collected with it. (No kubelet runs MinIO here, so the lake reports
-//! `StorageStarting` — it is Ready only when the StatefulSet has ready replicas.)
+//! Managed storage: the MinIO StatefulSet and Services match the spec, are owned by the DataLake
+//! and are garbage-collected with it; the generated root credentials are not (the lake's
+//! default `Retain` keeps them with the volumes, so a re-created lake reads its data again).
+//! (MinIO's upstream image is not reachable from our node, so the lake reports
+//! `StorageStarting` — it is Ready only when the StatefulSet has ready replicas; `managed_lake`
+//! runs MinIO for real from an image built here.)
 
 use std::time::Duration;
 
@@ -70,7 +73,15 @@ spec:
         );
     }
     let secret = ctx.api::<Secret>().get("mlake-minio-root").await?;
-    ensure!(owned_by_lake(secret.metadata.owner_references.as_ref()));
+    ensure!(
+        !owned_by_lake(secret.metadata.owner_references.as_ref()),
+        "the root Secret outlives a Retain lake: no owner reference"
+    );
+    let retention = spec.persistent_volume_claim_retention_policy.as_ref();
+    ensure!(
+        retention.and_then(|r| r.when_deleted.as_deref()) == Some("Retain"),
+        "volumes outlive a Retain lake: {retention:?}"
+    );
     let data = secret.data.clone().unwrap_or_default();
     ensure!(
         data.get("secretAccessKey").is_some_and(|v| v.0.len() >= 32),
@@ -96,7 +107,7 @@ spec:
         SETTLE,
     )
     .await?;
-    eventually("Services and Secret garbage-collected", SETTLE, || async {
+    eventually("Services garbage-collected", SETTLE, || async {
         ctx.api::<Service>()
             .get_opt("mlake-minio")
             .await
@@ -110,13 +121,9 @@ spec:
                 .ok()
                 .flatten()
                 .is_none()
-            && ctx
-                .api::<Secret>()
-                .get_opt("mlake-minio-root")
-                .await
-                .ok()
-                .flatten()
-                .is_none()
     })
-    .await
+    .await?;
+    let kept = ctx.api::<Secret>().get("mlake-minio-root").await?;
+    ensure!(kept.data == secret.data, "the root Secret is kept as it was");
+    Ok(())
 }

@@ -1,0 +1,283 @@
+//! The managed-lake scenario (see the module doc): start, crawl, query, refuse, retain,
+//! re-create, delete.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use anyhow::{Context, Result, ensure};
+use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
+use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Secret};
+use kube::ResourceExt;
+use kube::api::ListParams;
+use lakeform_api::crawler::{Crawler, RunResult};
+use lakeform_e2e::operator::Operator;
+use lakeform_e2e::{Env, TestContext, lake, wait_for, wait_for_deleted};
+
+use super::support::{
+    Images, START, lake_pods, lake_yaml, pod_ready, pyiceberg_stats, query, rows, secret_value,
+    service_url, wait_ready,
+};
+use crate::crawler_controller::common::{annotate, crawler_yaml, csv};
+use crate::storage::common::{apply, delete_lake, eventually, wait_events};
+
+const LAKE: &str = "ml";
+/// The crawled table's files: `orders/part-<i>.csv`, 400 rows each.
+const FILES: i64 = 3;
+const ROWS_PER_FILE: i64 = 400;
+/// The Secrets the operator generates for the lake (kept under `Retain`).
+const KEPT_SECRETS: [&str; 2] = ["ml-minio-root", "ml-catalog-pg"];
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn managed_lake_runs_and_answers_sql() -> Result<()> {
+    lake::install_rustls_provider();
+    let images = Images::from_env()?;
+    let ctx = TestContext::new("managed-lake").await?;
+    ctx.require_node().await?;
+    let op = Operator::start(&ctx, "3s")?;
+    let result = scenario(&ctx, &images).await;
+    if result.is_err() {
+        // leave nothing behind for the next run: the buckets live in the lake's own MinIO
+        let _ = delete_lake(&ctx, LAKE).await;
+    }
+    drop(op);
+    result
+}
+
+async fn scenario(ctx: &TestContext, images: &Images) -> Result<()> {
+    apply(ctx, &lake_yaml(LAKE, images, "Retain")).await?;
+    let ready = wait_ready(ctx, LAKE).await?;
+    every_pod_ready(ctx).await?;
+    let endpoints = ready
+        .status
+        .and_then(|s| s.endpoints)
+        .context("no status.endpoints")?;
+    ensure!(
+        endpoints.trino == Some(format!("http://ml-trino.{}.svc.cluster.local:8080", ctx.ns)),
+        "the query endpoint in status: {endpoints:?}"
+    );
+    let s3 = lake_s3(ctx).await?;
+    let expected = upload_orders(&s3).await?;
+    crawl(ctx).await?;
+    let counted = count_and_sum(ctx).await?;
+    ensure!(
+        counted == expected,
+        "Trino counted {counted:?}, the files hold {expected:?}"
+    );
+    let read = pyiceberg_stats(ctx, LAKE, "orders", &s3_env(&s3)).await?;
+    ensure!(
+        (read.0 as i64, read.1) == expected,
+        "PyIceberg read {read:?}, the files hold {expected:?}"
+    );
+    println!("managed lake: crawled {expected:?} (rows, sum), Trino and PyIceberg agree");
+    workgroup_limit_refuses(ctx).await?;
+    overrides_applied(ctx).await?;
+    retain_then_recreate(ctx, images, expected).await?;
+    delete_removes_everything(ctx, images).await
+}
+
+async fn every_pod_ready(ctx: &TestContext) -> Result<()> {
+    let pods = lake_pods(ctx, LAKE).await?;
+    let mut components: Vec<String> = pods
+        .iter()
+        .filter(|p| pod_ready(p))
+        .filter_map(|p| p.labels().get("app.kubernetes.io/component").cloned())
+        .collect();
+    components.sort();
+    components.dedup();
+    for want in ["catalog", "catalog-db", "storage", "trino-coordinator"] {
+        ensure!(
+            components.iter().any(|c| c == want),
+            "no Ready pod of {want}: Ready components {components:?}"
+        );
+    }
+    println!("managed lake: Ready pods of {components:?}");
+    Ok(())
+}
+
+/// The lake's MinIO as this host reaches it: its Service IP and the generated root key.
+struct LakeS3 {
+    env: Env,
+    client: aws_sdk_s3::Client,
+}
+
+async fn lake_s3(ctx: &TestContext) -> Result<LakeS3> {
+    let mut env = ctx.env.clone();
+    env.s3_endpoint = service_url(ctx, "ml-minio").await?;
+    env.s3_access_key = secret_value(ctx, "ml-minio-root", "accessKeyId").await?;
+    env.s3_secret_key = secret_value(ctx, "ml-minio-root", "secretAccessKey").await?;
+    let client = lake::s3_client(&env);
+    Ok(LakeS3 { env, client })
+}
+
+fn s3_env(s3: &LakeS3) -> BTreeMap<&'static str, String> {
+    BTreeMap::from([
+        ("LAKEFORM_S3_ENDPOINT", s3.env.s3_endpoint.clone()),
+        ("LAKEFORM_S3_REGION", s3.env.s3_region.clone()),
+        ("LAKEFORM_S3_ACCESS_KEY", s3.env.s3_access_key.clone()),
+        ("LAKEFORM_S3_SECRET_KEY", s3.env.s3_secret_key.clone()),
+    ])
+}
+
+/// Put the `orders` CSV files into the raw zone; (rows, sum of amount) they hold.
+async fn upload_orders(s3: &LakeS3) -> Result<(i64, f64)> {
+    let mut sum = 0.0;
+    for f in 0..FILES {
+        let start = f * ROWS_PER_FILE;
+        // csv(): amount = (i % 9) + 0.5
+        sum += (start..start + ROWS_PER_FILE)
+            .map(|i| (i % 9) as f64 + 0.5)
+            .sum::<f64>();
+        let key = format!("data/orders/part-{f}.csv");
+        lake::put_object(&s3.client, "ml-raw", &key, csv(start, ROWS_PER_FILE)).await?;
+    }
+    Ok((FILES * ROWS_PER_FILE, sum))
+}
+
+/// Crawl `raw/data/` into `sales` once (on demand) and wait for its successful report.
+async fn crawl(ctx: &TestContext) -> Result<()> {
+    apply(ctx, &crawler_yaml("orders", LAKE, "sales", "")).await?;
+    annotate(ctx, "orders", serde_json::json!({"lakeform.dev/run": "first"})).await?;
+    let crawler = wait_for(
+        &ctx.api::<Crawler>(),
+        "orders",
+        "the on-demand crawl to finish",
+        Duration::from_secs(300),
+        |c: Option<&Crawler>| {
+            c.and_then(|c| c.status.as_ref()).is_some_and(|s| {
+                s.last_run_token.as_deref() == Some("first")
+                    && s.last_run.as_ref().is_some_and(|r| r.result.is_some())
+            })
+        },
+    )
+    .await?;
+    let run = crawler.status.and_then(|s| s.last_run).context("no run")?;
+    ensure!(
+        run.result == Some(RunResult::Succeeded),
+        "the crawl did not succeed: {run:?}"
+    );
+    Ok(())
+}
+
+/// `SELECT count(*), sum(amount)` of the crawled table through `lakeform query`.
+async fn count_and_sum(ctx: &TestContext) -> Result<(i64, f64)> {
+    let lines = rows(ctx, LAKE, "SELECT count(*), sum(amount) FROM lake.sales.orders").await?;
+    let line = lines.first().context("no row")?;
+    let (count, sum) = line
+        .split_once('\t')
+        .with_context(|| format!("not two columns: {line:?}"))?;
+    Ok((count.parse()?, sum.parse()?))
+}
+
+/// The `capped` user's workgroup may scan 1 KiB: Trino refuses its scan of the table, while the
+/// same query as another user runs.
+async fn workgroup_limit_refuses(ctx: &TestContext) -> Result<()> {
+    let sql = "SELECT sum(amount) FROM lake.sales.orders";
+    let (ok, stdout, stderr) = query(ctx, LAKE, sql, Some("capped")).await?;
+    ensure!(
+        !ok && stderr.contains("EXCEEDED_SCAN_LIMIT"),
+        "a query over the workgroup's maxScanBytes must be refused by Trino; got ok={ok}:\n\
+         {stdout}{stderr}"
+    );
+    println!(
+        "managed lake: workgroup limit: {}",
+        stderr.lines().last().unwrap_or_default()
+    );
+    Ok(())
+}
+
+/// `configOverrides` (node.environment) and `podOverrides` (a label) reach the coordinator.
+async fn overrides_applied(ctx: &TestContext) -> Result<()> {
+    let envs = rows(ctx, LAKE, "SELECT DISTINCT environment FROM system.runtime.nodes").await?;
+    ensure!(
+        envs == ["e2e_managed"],
+        "node.environment override: {envs:?}"
+    );
+    let labelled = lake_pods(ctx, LAKE).await?.into_iter().any(|p| {
+        p.labels().get("app.kubernetes.io/component").map(String::as_str)
+            == Some("trino-coordinator")
+            && p.labels().get("lakeform-e2e/override").map(String::as_str) == Some("applied")
+            && pod_ready(&p)
+    });
+    ensure!(labelled, "the podOverrides label is on the running coordinator");
+    Ok(())
+}
+
+/// Delete the lake under `Retain`: its workloads go, its Secrets and volumes stay; the same
+/// manifest again brings back a lake that answers with the same rows.
+async fn retain_then_recreate(
+    ctx: &TestContext,
+    images: &Images,
+    expected: (i64, f64),
+) -> Result<()> {
+    let sts = ctx.api::<StatefulSet>().get("ml-minio").await?;
+    delete_lake(ctx, LAKE).await?;
+    wait_for_deleted(
+        &ctx.api::<StatefulSet>(),
+        "ml-minio",
+        &sts.metadata.uid.unwrap_or_default(),
+        "MinIO's StatefulSet garbage-collected",
+        START,
+    )
+    .await?;
+    for name in KEPT_SECRETS {
+        ensure!(
+            ctx.api::<Secret>().get_opt(name).await?.is_some(),
+            "Retain keeps the Secret {name}"
+        );
+    }
+    let claims = claims(ctx).await?;
+    ensure!(claims.len() == 2, "Retain keeps both volumes: {claims:?}");
+    apply(ctx, &lake_yaml(LAKE, images, "Retain")).await?;
+    wait_ready(ctx, LAKE).await?;
+    let again = count_and_sum(ctx).await?;
+    ensure!(
+        again == expected,
+        "after re-creating the lake Trino counts {again:?}, before {expected:?}"
+    );
+    println!("managed lake: deleted with Retain and re-created: the same {again:?}");
+    Ok(())
+}
+
+/// The lake's PVCs (MinIO's and PostgreSQL's).
+async fn claims(ctx: &TestContext) -> Result<Vec<String>> {
+    Ok(ctx
+        .api::<PersistentVolumeClaim>()
+        .list(&ListParams::default())
+        .await?
+        .items
+        .into_iter()
+        .filter_map(|c| c.metadata.name)
+        .filter(|n| n.starts_with("data-ml-"))
+        .collect())
+}
+
+/// Switch to `Delete` and delete the lake: buckets emptied and removed (its event), then the
+/// Secrets and volumes go too.
+async fn delete_removes_everything(ctx: &TestContext, images: &Images) -> Result<()> {
+    apply(ctx, &lake_yaml(LAKE, images, "Delete")).await?;
+    wait_ready(ctx, LAKE).await?;
+    delete_lake(ctx, LAKE).await?;
+    wait_events(ctx, LAKE, "BucketsDeleted", |events| {
+        events.iter().any(|(_, reason, _)| reason == "BucketsDeleted")
+    })
+    .await?;
+    eventually("Secrets and volumes removed", START, || async {
+        let mut secrets = 0;
+        for name in KEPT_SECRETS {
+            secrets += ctx.api::<Secret>().get_opt(name).await.ok().flatten().iter().count();
+        }
+        secrets == 0 && claims(ctx).await.is_ok_and(|c| c.is_empty())
+    })
+    .await?;
+    let workloads = ctx.api::<Deployment>().list(&ListParams::default()).await?;
+    ensure!(
+        workloads
+            .items
+            .iter()
+            .all(|d| !d.labels().contains_key("app.kubernetes.io/instance")
+                || d.labels()["app.kubernetes.io/instance"] != LAKE),
+        "the lake's Deployments are gone"
+    );
+    println!("managed lake: deleted with Delete: buckets, Secrets and volumes removed");
+    Ok(())
+}
