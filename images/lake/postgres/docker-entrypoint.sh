@@ -46,13 +46,17 @@ init_database() {
       "set it (or POSTGRES_HOST_AUTH_METHOD=trust to allow every connection without one)" >&2
     exit 1
   fi
-  local initdb_args=()
+  local initdb_args=() pwfile=""
   # shellcheck disable=SC2206 # POSTGRES_INITDB_ARGS are words, as in the official image
   initdb_args=(--username="$POSTGRES_USER" ${POSTGRES_INITDB_ARGS:-})
   if [[ -n "$POSTGRES_PASSWORD" ]]; then
-    initdb_args+=(--pwfile=<(printf '%s\n' "$POSTGRES_PASSWORD"))
+    # A private file, not <(…): a container need not have /dev/fd.
+    pwfile="$(mktemp)"
+    printf '%s\n' "$POSTGRES_PASSWORD" >"$pwfile"
+    initdb_args+=(--pwfile="$pwfile")
   fi
   initdb "${initdb_args[@]}"
+  [[ -z "$pwfile" ]] || rm -f "$pwfile"
   printf '\nhost all all all %s\n' "$POSTGRES_HOST_AUTH_METHOD" >>"$PGDATA/pg_hba.conf"
 
   export PGPASSWORD="$POSTGRES_PASSWORD"
