@@ -128,10 +128,16 @@ fn proxied(proxy: &str, next: &str) -> anyhow::Result<String> {
 
 async fn send(client: &kube::Client, request: http::Request<Vec<u8>>) -> anyhow::Result<Page> {
     let uri = request.uri().to_string();
-    let text = client
-        .request_text(request)
-        .await
-        .with_context(|| format!("calling Trino through the API server ({uri})"))?;
+    let text = client.request_text(request).await.map_err(|e| match e {
+        // A proxied error page (Trino's or the API server's): its first line says it.
+        kube::Error::Api(status) => anyhow::anyhow!(
+            "calling Trino through the API server ({uri}): HTTP {}: {}",
+            status.code,
+            status.message.lines().next().unwrap_or_default()
+        ),
+        other => anyhow::Error::new(other)
+            .context(format!("calling Trino through the API server ({uri})")),
+    })?;
     serde_json::from_str(&text).with_context(|| {
         let start: String = text.chars().take(200).collect();
         format!("Trino's answer is not a protocol page: {start}")

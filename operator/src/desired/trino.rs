@@ -5,7 +5,9 @@
 //! - `config.properties` (`coordinator`, `node-scheduler.include-coordinator`,
 //!   `http-server.http.port`, `discovery.uri`), `node.properties` (`node.environment`,
 //!   `node.data-dir`, `node.id`), `jvm.config`, `log.properties`:
-//!   <https://trino.io/docs/478/installation/deployment.html>. `node.id` is left out of
+//!   <https://trino.io/docs/478/installation/deployment.html>;
+//!   `http-server.process-forwarded`:
+//!   <https://trino.io/docs/478/admin/properties-http-server.html>. `node.id` is left out of
 //!   `node.properties`: the image's `/usr/lib/trino/bin/run-trino` then starts the launcher with
 //!   `-Dnode.id=${HOSTNAME}`, i.e. the pod name.
 //! - Iceberg connector on a REST catalog (`connector.name=iceberg`, `iceberg.catalog.type=rest`,
@@ -363,6 +365,10 @@ pub fn render(
                     ("node-scheduler.include-coordinator", include.to_string()),
                     ("http-server.http.port", HTTP_PORT.to_string()),
                     ("discovery.uri", discovery),
+                    // Clients reach the coordinator through proxies that add X-Forwarded-*
+                    // (the API server's service proxy of `lakeform query`, ingresses); without
+                    // this Trino answers them 406.
+                    ("http-server.process-forwarded", "true".into()),
                 ],
                 over("config.properties"),
             )
@@ -817,6 +823,7 @@ mod tests {
                 "node-scheduler.include-coordinator=false",
                 "http-server.http.port=8080",
                 "discovery.uri=http://sales-trino.team.svc.cluster.local:8080",
+                "http-server.process-forwarded=true",
             ]
         );
         assert_eq!(
