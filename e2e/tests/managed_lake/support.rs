@@ -25,15 +25,16 @@ pub struct Images {
 impl Images {
     /// `LAKEFORM_E2E_{MINIO,POSTGRES,TRINO,NESSIE}_IMAGE`; an error naming the missing one.
     pub fn from_env() -> Result<Images> {
-        let var = |name: &str| {
-            let key = format!("LAKEFORM_E2E_{name}_IMAGE");
-            std::env::var(&key).ok().filter(|v| !v.is_empty()).with_context(|| {
+        let var =
+            |name: &str| {
+                let key = format!("LAKEFORM_E2E_{name}_IMAGE");
+                std::env::var(&key).ok().filter(|v| !v.is_empty()).with_context(|| {
                 format!(
                     "{key} is not set: run the suite through e2e/run, which builds the managed \
                      lake's images (images/build-lake) and names them"
                 )
             })
-        };
+            };
         Ok(Images {
             minio: var("MINIO")?,
             postgres: var("POSTGRES")?,
@@ -46,7 +47,7 @@ impl Images {
 /// The DataLake `name`: managed MinIO (zones `raw`, `curated`), the managed Nessie catalog with
 /// its managed PostgreSQL and the database `sales` in `curated`, a Trino coordinator that runs
 /// the queries itself (no workers: two cores), a workgroup `capped` whose one user may scan 1 KiB
-/// per query, a `node.properties` override and a pod label by `podOverrides`.
+/// per query, a `config.properties` override and a pod label by `podOverrides`.
 pub fn lake_yaml(name: &str, images: &Images, policy: &str) -> String {
     format!(
         "apiVersion: lakeform.dev/v1alpha1
@@ -78,7 +79,7 @@ spec:
       coordinator:
         resources: {{requests: {{cpu: 100m, memory: 1Gi}}, limits: {{memory: 2Gi}}}}
       configOverrides:
-        node.properties: {{node.environment: e2e_managed}}
+        config.properties: {{query.max-execution-time: 42m}}
       podOverrides:
         metadata: {{labels: {{lakeform-e2e/override: applied}}}}
     workgroups:

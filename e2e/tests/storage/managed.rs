@@ -124,6 +124,9 @@ spec:
     })
     .await?;
     let kept = ctx.api::<Secret>().get("mlake-minio-root").await?;
-    ensure!(kept.data == secret.data, "the root Secret is kept as it was");
+    ensure!(
+        kept.data == secret.data,
+        "the root Secret is kept as it was"
+    );
     Ok(())
 }
