@@ -6,9 +6,9 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, ensure};
 use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
-use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Secret};
+use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod, Secret};
 use kube::ResourceExt;
-use kube::api::ListParams;
+use kube::api::{DeleteParams, ListParams};
 use lakeform_api::crawler::{Crawler, RunResult};
 use lakeform_e2e::operator::Operator;
 use lakeform_e2e::{Env, TestContext, lake, wait_for, wait_for_deleted};
@@ -17,8 +17,8 @@ use super::support::{
     Images, START, lake_pods, lake_yaml, pod_ready, pyiceberg_stats, query, rows, secret_value,
     service_url, wait_ready,
 };
-use crate::crawler_controller::common::{annotate, crawler_yaml, csv};
-use crate::storage::common::{apply, delete_lake, eventually, wait_events};
+use crate::crawler_controller::common::{annotate, crawler_jobs, crawler_yaml, csv};
+use crate::storage::common::{apply, bucket_exists, delete_lake, eventually, wait_events};
 
 const LAKE: &str = "ml";
 /// The crawled table's files: `orders/part-<i>.csv`, 400 rows each.
@@ -56,8 +56,20 @@ async fn scenario(ctx: &TestContext, images: &Images) -> Result<()> {
         "the query endpoint in status: {endpoints:?}"
     );
     let s3 = lake_s3(ctx).await?;
-    let expected = upload_orders(&s3).await?;
-    crawl(ctx).await?;
+    for bucket in ["ml-raw", "ml-curated"] {
+        ensure!(
+            bucket_exists(&s3.client, bucket).await,
+            "no bucket {bucket} in the lake's MinIO"
+        );
+    }
+    let schemas = rows(ctx, LAKE, "SHOW SCHEMAS FROM lake").await?;
+    ensure!(
+        schemas.iter().any(|s| s == "sales"),
+        "the database sales is not a namespace in Nessie: {schemas:?}"
+    );
+    let expected = upload_orders(&s3, 0..FILES).await?;
+    apply(ctx, &crawler_yaml("orders", LAKE, "sales", "")).await?;
+    crawl(ctx, "first", RunResult::Succeeded).await?;
     let counted = count_and_sum(ctx).await?;
     ensure!(
         counted == expected,
@@ -71,6 +83,7 @@ async fn scenario(ctx: &TestContext, images: &Images) -> Result<()> {
     println!("managed lake: crawled {expected:?} (rows, sum), Trino and PyIceberg agree");
     workgroup_limit_refuses(ctx).await?;
     overrides_applied(ctx).await?;
+    let expected = minio_killed_mid_crawl(ctx, &s3, expected).await?;
     retain_then_recreate(ctx, images, expected).await?;
     delete_removes_everything(ctx, images).await
 }
@@ -118,49 +131,115 @@ fn s3_env(s3: &LakeS3) -> BTreeMap<&'static str, String> {
     ])
 }
 
-/// Put the `orders` CSV files into the raw zone; (rows, sum of amount) they hold.
-async fn upload_orders(s3: &LakeS3) -> Result<(i64, f64)> {
-    let mut sum = 0.0;
-    for f in 0..FILES {
+/// Put the `orders` CSV files `files` into the raw zone; (rows, sum of amount) they hold.
+async fn upload_orders(s3: &LakeS3, files: std::ops::Range<i64>) -> Result<(i64, f64)> {
+    let (mut rows, mut sum) = (0, 0.0);
+    for f in files {
         let start = f * ROWS_PER_FILE;
         // csv(): amount = (i % 9) + 0.5
         sum += (start..start + ROWS_PER_FILE)
             .map(|i| (i % 9) as f64 + 0.5)
             .sum::<f64>();
+        rows += ROWS_PER_FILE;
         let key = format!("data/orders/part-{f}.csv");
         lake::put_object(&s3.client, "ml-raw", &key, csv(start, ROWS_PER_FILE)).await?;
     }
-    Ok((FILES * ROWS_PER_FILE, sum))
+    Ok((rows, sum))
 }
 
-/// Crawl `raw/data/` into `sales` once (on demand) and wait for its successful report.
-async fn crawl(ctx: &TestContext) -> Result<()> {
-    apply(ctx, &crawler_yaml("orders", LAKE, "sales", "")).await?;
+/// Start an on-demand crawl of the Crawler `orders` with `token` and wait for the report of the
+/// Job that token started (`lastRun` holds the previous run's report until the new one ends);
+/// when `want` is Succeeded the crawl must have succeeded (else either end is fine).
+async fn crawl(ctx: &TestContext, token: &str, want: RunResult) -> Result<RunResult> {
     annotate(
         ctx,
         "orders",
-        serde_json::json!({"lakeform.dev/run": "first"}),
+        serde_json::json!({"lakeform.dev/run": token}),
     )
     .await?;
+    let job = wait_token_job(ctx, token).await?;
     let crawler = wait_for(
         &ctx.api::<Crawler>(),
         "orders",
-        "the on-demand crawl to finish",
+        &format!("the crawl of Job {job} to finish"),
         Duration::from_secs(300),
-        |c: Option<&Crawler>| {
-            c.and_then(|c| c.status.as_ref()).is_some_and(|s| {
-                s.last_run_token.as_deref() == Some("first")
-                    && s.last_run.as_ref().is_some_and(|r| r.result.is_some())
-            })
+        move |c: Option<&Crawler>| {
+            c.and_then(|c| c.status.as_ref())
+                .and_then(|s| s.last_run.as_ref())
+                .is_some_and(|r| {
+                    r.job_name.as_deref() == Some(job.as_str())
+                        && matches!(r.result, Some(RunResult::Succeeded | RunResult::Failed))
+                })
         },
     )
     .await?;
     let run = crawler.status.and_then(|s| s.last_run).context("no run")?;
+    let result = run.result.clone().context("no result")?;
     ensure!(
-        run.result == Some(RunResult::Succeeded),
+        want != RunResult::Succeeded || result == RunResult::Succeeded,
         "the crawl did not succeed: {run:?}"
     );
-    Ok(())
+    Ok(result)
+}
+
+/// Wait for the crawl Job annotated with the on-demand `token`; its name.
+async fn wait_token_job(ctx: &TestContext, token: &str) -> Result<String> {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let job = crawler_jobs(ctx, "orders")
+            .await?
+            .into_iter()
+            .find(|j| j.annotations().get("lakeform.dev/run").map(String::as_str) == Some(token));
+        if let Some(name) = job.and_then(|j| j.metadata.name) {
+            return Ok(name);
+        }
+        ensure!(
+            tokio::time::Instant::now() < deadline,
+            "no crawl Job for the token {token} after 60 s"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// New files, a crawl, and MinIO's pod killed as soon as the crawl's Job exists: the crawl
+/// fails or gets through, and the next crawl leaves every row exactly once. Returns the
+/// table's (rows, sum) now.
+async fn minio_killed_mid_crawl(
+    ctx: &TestContext,
+    s3: &LakeS3,
+    before: (i64, f64),
+) -> Result<(i64, f64)> {
+    let added = upload_orders(s3, FILES..FILES + 2).await?;
+    let expected = (before.0 + added.0, before.1 + added.1);
+    let pods = ctx.api::<Pod>();
+    let killed = pods.get("ml-minio-0").await?.metadata.uid;
+    let kill = async {
+        wait_token_job(ctx, "killed").await?;
+        pods.delete("ml-minio-0", &DeleteParams::default().grace_period(0))
+            .await
+            .context("killing MinIO's pod")
+    };
+    let (interrupted, killing) = tokio::join!(crawl(ctx, "killed", RunResult::Failed), kill);
+    killing?;
+    let interrupted = interrupted?;
+    eventually("MinIO's new pod Ready", START, || async {
+        pods.get_opt("ml-minio-0")
+            .await
+            .ok()
+            .flatten()
+            .is_some_and(|p| p.metadata.uid != killed && pod_ready(&p))
+    })
+    .await?;
+    wait_ready(ctx, LAKE).await?;
+    crawl(ctx, "after-kill", RunResult::Succeeded).await?;
+    let counted = count_and_sum(ctx).await?;
+    ensure!(
+        counted == expected,
+        "after MinIO was killed mid-crawl ({interrupted:?}) and a next crawl, Trino counts \
+         {counted:?}; the files hold {expected:?}"
+    );
+    println!("managed lake: MinIO killed mid-crawl ({interrupted:?}), next crawl: {counted:?}");
+    Ok(expected)
 }
 
 /// `SELECT count(*), sum(amount)` of the crawled table through `lakeform query`.
