@@ -28,15 +28,12 @@
 
 use std::collections::BTreeMap;
 
-use k8s_openapi::api::apps::v1::{
-    Deployment, DeploymentSpec, DeploymentStrategy, RollingUpdateDeployment,
-};
+use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::batch::v1::{Job, JobSpec};
 use k8s_openapi::api::core::v1::{
-    Container, ContainerPort, EnvVar, PodSpec, PodTemplateSpec, Secret, Service, ServiceSpec,
+    Container, ContainerPort, EnvVar, PodSpec, PodTemplateSpec, Secret, Service,
 };
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
-use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::ResourceExt;
 use lakeform_api::datalake::{DataLake, ManagedCatalog};
 use serde_json::{Value, json};
@@ -45,8 +42,8 @@ use sha2::{Digest, Sha256};
 use super::BuildError;
 use super::connection::{LakeEndpoints, plain_env, secret_env};
 use super::meta::{
-    http_probe, kept_meta, labels, owned_meta, pod_security, restricted, selector, service_port,
-    with_pod_overrides,
+    cluster_service, http_probe, kept_meta, labels, owned_meta, pod_security, restricted,
+    rolling_deployment, service_port, with_pod_overrides,
 };
 use super::postgres;
 
@@ -235,43 +232,26 @@ pub fn deployment(lake: &DataLake, spec: &ManagedCatalog) -> Result<Deployment, 
         }),
     };
     let template = apply_overrides(template, spec)?;
-    Ok(Deployment {
-        metadata: owned_meta(lake, name(lake), COMPONENT),
-        spec: Some(DeploymentSpec {
-            replicas: Some(spec.replicas),
-            selector: LabelSelector {
-                match_labels: Some(selector(&lake.name_any(), COMPONENT)),
-                ..Default::default()
-            },
-            strategy: Some(DeploymentStrategy {
-                type_: Some("RollingUpdate".into()),
-                rolling_update: Some(RollingUpdateDeployment {
-                    max_surge: Some(IntOrString::String("25%".into())),
-                    max_unavailable: Some(IntOrString::Int(0)),
-                }),
-            }),
-            template,
-            ..Default::default()
-        }),
-        ..Default::default()
-    })
+    Ok(rolling_deployment(
+        lake,
+        name(lake),
+        COMPONENT,
+        spec.replicas,
+        template,
+    ))
 }
 
 /// The Lakekeeper Service (`<lake>-lakekeeper`, port 8181 and metrics 9000).
 pub fn service(lake: &DataLake) -> Service {
-    Service {
-        metadata: owned_meta(lake, name(lake), COMPONENT),
-        spec: Some(ServiceSpec {
-            selector: Some(selector(&lake.name_any(), COMPONENT)),
-            ports: Some(vec![
-                service_port("http", PORT),
-                service_port("metrics", METRICS_PORT),
-            ]),
-            type_: Some("ClusterIP".into()),
-            ..Default::default()
-        }),
-        ..Default::default()
-    }
+    cluster_service(
+        lake,
+        name(lake),
+        COMPONENT,
+        vec![
+            service_port("http", PORT),
+            service_port("metrics", METRICS_PORT),
+        ],
+    )
 }
 
 /// The migrations Job (`migrate`), named after the image so a new image migrates again. Owned
@@ -430,7 +410,10 @@ mod tests {
                 .as_ref()
                 .and_then(|p| p.http_get.as_ref())
                 .map(|h| (h.path.as_deref(), h.port.clone())),
-            Some((Some("/health"), IntOrString::Int(8181)))
+            Some((
+                Some("/health"),
+                k8s_openapi::apimachinery::pkg::util::intstr::IntOrString::Int(8181)
+            ))
         );
         let env = c.env.as_ref().expect("env");
         assert_eq!(

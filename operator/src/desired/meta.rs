@@ -2,14 +2,17 @@
 
 use std::collections::BTreeMap;
 
-use k8s_openapi::api::apps::v1::StatefulSetPersistentVolumeClaimRetentionPolicy;
+use k8s_openapi::api::apps::v1::{
+    Deployment, DeploymentSpec, DeploymentStrategy, RollingUpdateDeployment,
+    StatefulSetPersistentVolumeClaimRetentionPolicy,
+};
 use k8s_openapi::api::core::v1::{
     Capabilities, HTTPGetAction, PersistentVolumeClaim, PersistentVolumeClaimSpec,
-    PodSecurityContext, PodTemplateSpec, Probe, SeccompProfile, SecurityContext, ServicePort,
-    VolumeResourceRequirements,
+    PodSecurityContext, PodTemplateSpec, Probe, SeccompProfile, SecurityContext, Service,
+    ServicePort, ServiceSpec, VolumeResourceRequirements,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta, OwnerReference};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use kube::{Resource, ResourceExt};
 use lakeform_api::common::{LABEL_MANAGED_BY, LABEL_PART_OF, MANAGED_BY};
@@ -181,6 +184,56 @@ pub fn service_port(name: &str, port: i32) -> ServicePort {
         port,
         target_port: Some(IntOrString::Int(port)),
         protocol: Some("TCP".into()),
+        ..Default::default()
+    }
+}
+
+/// A Deployment of `replicas` pods of `template`, owned by the lake, named `name`, selecting the
+/// lake's `component` pods; rolling updates that never take a ready pod away first.
+pub fn rolling_deployment<K: Resource<DynamicType = ()>>(
+    owner: &K,
+    name: String,
+    component: &str,
+    replicas: i32,
+    template: PodTemplateSpec,
+) -> Deployment {
+    Deployment {
+        metadata: owned_meta(owner, name, component),
+        spec: Some(DeploymentSpec {
+            replicas: Some(replicas),
+            selector: LabelSelector {
+                match_labels: Some(selector(&owner.name_any(), component)),
+                ..Default::default()
+            },
+            strategy: Some(DeploymentStrategy {
+                type_: Some("RollingUpdate".into()),
+                rolling_update: Some(RollingUpdateDeployment {
+                    max_surge: Some(IntOrString::String("25%".into())),
+                    max_unavailable: Some(IntOrString::Int(0)),
+                }),
+            }),
+            template,
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+/// A ClusterIP Service `name` in front of the lake's `component` pods, owned by the lake.
+pub fn cluster_service<K: Resource<DynamicType = ()>>(
+    owner: &K,
+    name: String,
+    component: &str,
+    ports: Vec<ServicePort>,
+) -> Service {
+    Service {
+        metadata: owned_meta(owner, name, component),
+        spec: Some(ServiceSpec {
+            selector: Some(selector(&owner.name_any(), component)),
+            ports: Some(ports),
+            type_: Some("ClusterIP".into()),
+            ..Default::default()
+        }),
         ..Default::default()
     }
 }

@@ -26,23 +26,20 @@
 
 use std::collections::BTreeMap;
 
-use k8s_openapi::api::apps::v1::{
-    Deployment, DeploymentSpec, DeploymentStrategy, RollingUpdateDeployment,
-};
+use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{
     ConfigMap, ConfigMapVolumeSource, Container, ContainerPort, EnvVar, PodSpec, PodTemplateSpec,
-    Service, ServiceSpec, Volume, VolumeMount,
+    Service, Volume, VolumeMount,
 };
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
-use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::ResourceExt;
 use lakeform_api::datalake::{DataLake, ManagedCatalog};
 
 use super::BuildError;
 use super::connection::{LakeEndpoints, secret_env, warehouse_bucket};
 use super::meta::{
-    http_probe, labels, owned_meta, pod_security, restricted, selector, service_port, short_hash,
-    with_pod_overrides,
+    cluster_service, http_probe, labels, owned_meta, pod_security, restricted, rolling_deployment,
+    service_port, short_hash, with_pod_overrides,
 };
 use super::postgres;
 
@@ -227,43 +224,26 @@ pub fn deployment(
     };
     let overrides = spec.pod_overrides.as_ref().map(|o| &o.0);
     let template = with_pod_overrides(template, overrides, "spec.catalog.managed.podOverrides")?;
-    Ok(Deployment {
-        metadata: owned_meta(lake, name(lake), COMPONENT),
-        spec: Some(DeploymentSpec {
-            replicas: Some(spec.replicas),
-            selector: LabelSelector {
-                match_labels: Some(selector(&lake.name_any(), COMPONENT)),
-                ..Default::default()
-            },
-            strategy: Some(DeploymentStrategy {
-                type_: Some("RollingUpdate".into()),
-                rolling_update: Some(RollingUpdateDeployment {
-                    max_surge: Some(IntOrString::String("25%".into())),
-                    max_unavailable: Some(IntOrString::Int(0)),
-                }),
-            }),
-            template,
-            ..Default::default()
-        }),
-        ..Default::default()
-    })
+    Ok(rolling_deployment(
+        lake,
+        name(lake),
+        COMPONENT,
+        spec.replicas,
+        template,
+    ))
 }
 
 /// The Nessie Service (`<lake>-nessie`: HTTP 19120, management 9000).
 pub fn service(lake: &DataLake) -> Service {
-    Service {
-        metadata: owned_meta(lake, name(lake), COMPONENT),
-        spec: Some(ServiceSpec {
-            selector: Some(selector(&lake.name_any(), COMPONENT)),
-            ports: Some(vec![
-                service_port("http", PORT),
-                service_port("management", MANAGEMENT_PORT),
-            ]),
-            type_: Some("ClusterIP".into()),
-            ..Default::default()
-        }),
-        ..Default::default()
-    }
+    cluster_service(
+        lake,
+        name(lake),
+        COMPONENT,
+        vec![
+            service_port("http", PORT),
+            service_port("management", MANAGEMENT_PORT),
+        ],
+    )
 }
 
 #[cfg(test)]
