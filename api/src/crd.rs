@@ -4,7 +4,7 @@ use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomRe
 use kube::CustomResourceExt;
 
 use crate::blueprint::ClusterBlueprint;
-use crate::{Blueprint, Crawler, DataLake, Workflow, WorkflowRun};
+use crate::{Blueprint, Crawler, DataLake, Grant, Workflow, WorkflowRun};
 
 /// All CRDs, in a stable order.
 pub fn all() -> Vec<CustomResourceDefinition> {
@@ -15,6 +15,7 @@ pub fn all() -> Vec<CustomResourceDefinition> {
         WorkflowRun::crd(),
         Blueprint::crd(),
         ClusterBlueprint::crd(),
+        Grant::crd(),
     ]
 }
 

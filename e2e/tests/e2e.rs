@@ -9,6 +9,7 @@ mod cluster;
 mod controlplane;
 mod crawler;
 mod crawler_controller;
+mod grants;
 mod managed_lake;
 mod storage;
 mod workflow;

@@ -161,6 +161,15 @@ granting what its creator does not hold, so every rule of those Roles is covered
 - apiGroups: [lakeform.dev]
   resources: [blueprints/status]
   verbs: [patch]
+# Grants: the DataLake controller watches them (datalake/mod.rs `watches`) and lists a lake's
+# Grants to compile Trino's access rules (datalake/grants.rs `compile`).
+- apiGroups: [lakeform.dev]
+  resources: [grants]
+  verbs: [list, watch]
+# Grant status (controller/datalake/grants.rs `write_status`, server-side apply).
+- apiGroups: [lakeform.dev]
+  resources: [grants/status]
+  verbs: [patch]
 # Run and step states (controller/workflow_run/status.rs `patch_status`, server-side apply).
 - apiGroups: [lakeform.dev]
   resources: [workflowruns/status]

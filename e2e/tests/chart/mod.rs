@@ -287,6 +287,7 @@ async fn install_then_uninstall_leaves_only_the_crds() -> Result<()> {
         "workflowruns",
         "blueprints",
         "clusterblueprints",
+        "grants",
     ] {
         if !crds.contains(&format!("{crd}.lakeform.dev")) {
             bail!("the CRD {crd}.lakeform.dev should stay after uninstall; CRDs: {crds}");

@@ -11,4 +11,4 @@
 //! manifest applied again answers with the same rows; deleted with `Delete`, nothing is left.
 
 mod scenario;
-mod support;
+pub mod support;

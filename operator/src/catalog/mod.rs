@@ -82,6 +82,33 @@ struct ConfigResponse {
     defaults: BTreeMap<String, String>,
 }
 
+/// The part of a LoadTable response `table_columns` reads.
+#[derive(Deserialize)]
+struct LoadTable {
+    metadata: TableMetadata,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "kebab-case")]
+struct TableMetadata {
+    current_schema_id: Option<i64>,
+    #[serde(default)]
+    schemas: Vec<TableSchema>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "kebab-case")]
+struct TableSchema {
+    schema_id: i64,
+    #[serde(default)]
+    fields: Vec<SchemaField>,
+}
+
+#[derive(Deserialize)]
+struct SchemaField {
+    name: String,
+}
+
 #[derive(Deserialize)]
 struct NamespaceResponse {
     #[serde(default)]
@@ -313,6 +340,34 @@ impl Catalog {
                 _ => return Ok(out),
             }
         }
+    }
+
+    /// Top-level column names of a table's current schema; `None` when the table does not exist.
+    pub async fn table_columns(
+        &self,
+        namespace: &str,
+        table: &str,
+    ) -> Result<Option<Vec<String>>, CatalogError> {
+        let req = self.http.get(format!(
+            "{}namespaces/{}/tables/{}",
+            self.base,
+            encode(namespace),
+            encode(table)
+        ));
+        let Some(loaded) = self.send::<LoadTable>("LoadTable", req).await? else {
+            return Ok(None);
+        };
+        let m = loaded.metadata;
+        let schema = m
+            .schemas
+            .iter()
+            .find(|s| Some(s.schema_id) == m.current_schema_id)
+            .or(m.schemas.last());
+        Ok(Some(
+            schema
+                .map(|s| s.fields.iter().map(|f| f.name.clone()).collect())
+                .unwrap_or_default(),
+        ))
     }
 
     /// Whether a namespace holds no tables.

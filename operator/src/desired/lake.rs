@@ -75,16 +75,18 @@ impl Contribution {
 }
 
 /// Every object of `lake` (already validated). `webhook`: where managed MinIOs deliver bucket
-/// notifications, if the operator runs a receiver.
+/// notifications, if the operator runs a receiver; `access`: Trino's access rules compiled from
+/// the lake's Grants (`trino_access::rules`).
 pub fn objects(
     lake: &DataLake,
     endpoints: &LakeEndpoints,
     webhook: Option<&minio::Webhook>,
+    access: &serde_json::Value,
 ) -> Result<LakeObjects, serde_json::Error> {
     let parts = [
         storage(lake, webhook)?,
         catalog(lake, endpoints)?,
-        query_engine(lake, endpoints)?,
+        query_engine(lake, endpoints, access)?,
     ];
     let mut owned = Vec::new();
     let mut invalid = Vec::new();
@@ -258,9 +260,10 @@ pub fn kept_secrets(lake: &DataLake) -> Vec<String> {
 fn query_engine(
     lake: &DataLake,
     endpoints: &LakeEndpoints,
+    access: &serde_json::Value,
 ) -> Result<Contribution, serde_json::Error> {
     let mut c = Contribution::new();
-    match trino::objects(lake, endpoints) {
+    match trino::objects(lake, endpoints, access) {
         Err(e) => c.invalid = Some((Part::QueryEngine, e.to_string())),
         Ok(None) => c.owned = vec![trino::COORDINATOR_COMPONENT, trino::WORKER_COMPONENT],
         Ok(Some(objs)) => {
@@ -292,7 +295,13 @@ mod tests {
 
     fn build(spec: &str) -> LakeObjects {
         let l = lake(spec);
-        objects(&l, &LakeEndpoints::for_lake(&l), None).expect("serializes")
+        objects(
+            &l,
+            &LakeEndpoints::for_lake(&l),
+            None,
+            &serde_json::json!({}),
+        )
+        .expect("serializes")
     }
 
     #[test]

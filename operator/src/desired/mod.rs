@@ -14,6 +14,7 @@ pub mod postgres;
 pub mod set;
 pub mod spark;
 pub mod trino;
+pub mod trino_access;
 pub mod workflow;
 pub mod workflow_access;
 pub mod workflow_events;

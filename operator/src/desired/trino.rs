@@ -57,6 +57,7 @@ use super::BuildError;
 use super::buckets::quantity_bytes;
 use super::connection::{LakeEndpoints, secret_env};
 use super::meta::{http_probe, labels, owned_meta, restricted, selector, with_pod_overrides};
+use super::trino_access;
 
 /// Component label of the coordinator.
 pub const COORDINATOR_COMPONENT: &str = "trino-coordinator";
@@ -226,7 +227,7 @@ fn jvm_config(overrides: Option<&BTreeMap<String, String>>) -> String {
 }
 
 /// Escape a literal for a Java regular expression.
-fn java_regex_literal(s: &str) -> String {
+pub(crate) fn java_regex_literal(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for c in s.chars() {
         if "\\.[]{}()<>*+-=!?^$|".contains(c) {
@@ -403,6 +404,12 @@ pub fn render(
     if let Some(catalog) = catalog_properties(endpoints, over(&catalog_path)) {
         files.insert(catalog_path, catalog);
     }
+    if role == Role::Coordinator {
+        files.insert(
+            "access-control.properties".into(),
+            properties(&trino_access::properties(), None),
+        );
+    }
     if role == Role::Coordinator && !engine.workgroups.is_empty() {
         let groups = resource_groups(&engine.workgroups);
         files.insert(
@@ -497,6 +504,48 @@ fn config_volume(config: &ConfigMap) -> Volume {
     }
 }
 
+/// The rendered configuration at `/etc/trino`, the data directory, and on the coordinator the
+/// access rules at `/etc/trino-access` (a whole-directory mount: the kubelet updates it in place).
+fn mounts(role: Role) -> Vec<VolumeMount> {
+    let mount = |name: &str, path: &str, read_only: bool| VolumeMount {
+        name: name.into(),
+        mount_path: path.into(),
+        read_only: read_only.then_some(true),
+        ..Default::default()
+    };
+    let mut mounts = vec![
+        mount("config", ETC_DIR, true),
+        mount("data", DATA_DIR, false),
+    ];
+    if role == Role::Coordinator {
+        mounts.push(mount("access", trino_access::ACCESS_DIR, true));
+    }
+    mounts
+}
+
+/// The volumes [`mounts`] mounts.
+fn volumes(lake: &DataLake, role: Role, config: &ConfigMap) -> Vec<Volume> {
+    let mut volumes = vec![
+        config_volume(config),
+        Volume {
+            name: "data".into(),
+            empty_dir: Some(EmptyDirVolumeSource::default()),
+            ..Default::default()
+        },
+    ];
+    if role == Role::Coordinator {
+        volumes.push(Volume {
+            name: "access".into(),
+            config_map: Some(ConfigMapVolumeSource {
+                name: trino_access::config_map_name(lake),
+                ..Default::default()
+            }),
+            ..Default::default()
+        });
+    }
+    volumes
+}
+
 /// Pod environment: the S3 key pair (and an external catalog's OAuth2 client) by `secretKeyRef`.
 pub fn env(endpoints: &LakeEndpoints) -> Vec<EnvVar> {
     let c = &endpoints.credentials;
@@ -543,19 +592,7 @@ pub fn deployment(
             protocol: Some("TCP".into()),
             ..Default::default()
         }]),
-        volume_mounts: Some(vec![
-            VolumeMount {
-                name: "config".into(),
-                mount_path: ETC_DIR.into(),
-                read_only: Some(true),
-                ..Default::default()
-            },
-            VolumeMount {
-                name: "data".into(),
-                mount_path: DATA_DIR.into(),
-                ..Default::default()
-            },
-        ]),
+        volume_mounts: Some(mounts(role)),
         readiness_probe: Some(http_probe("/v1/info", HTTP_PORT, 10, 3)),
         liveness_probe: Some(http_probe("/v1/info", HTTP_PORT, 60, 6)),
         resources: spec_role.resources.clone(),
@@ -573,14 +610,7 @@ pub fn deployment(
         }),
         spec: Some(PodSpec {
             containers: vec![container],
-            volumes: Some(vec![
-                config_volume(config),
-                Volume {
-                    name: "data".into(),
-                    empty_dir: Some(EmptyDirVolumeSource::default()),
-                    ..Default::default()
-                },
-            ]),
+            volumes: Some(volumes(lake, role, config)),
             security_context: Some(PodSecurityContext {
                 run_as_user: Some(TRINO_UID),
                 run_as_group: Some(TRINO_UID),
@@ -640,8 +670,8 @@ pub fn service(lake: &DataLake) -> Service {
 /// Every object of the query engine.
 #[derive(Clone, Debug)]
 pub struct TrinoObjects {
-    /// Coordinator and worker ConfigMaps.
-    pub config_maps: [ConfigMap; 2],
+    /// Coordinator and worker ConfigMaps, and the coordinator's access rules.
+    pub config_maps: [ConfigMap; 3],
     /// The coordinator Service.
     pub service: Service,
     /// Coordinator and worker Deployments (apply last).
@@ -652,6 +682,7 @@ pub struct TrinoObjects {
 pub fn objects(
     lake: &DataLake,
     endpoints: &LakeEndpoints,
+    access: &Value,
 ) -> Result<Option<TrinoObjects>, BuildError> {
     let Some(engine) = &lake.spec.query_engine else {
         return Ok(None);
@@ -666,7 +697,7 @@ pub fn objects(
         deployment(lake, trino, endpoints, Role::Worker, &worker)?,
     ];
     Ok(Some(TrinoObjects {
-        config_maps: [coordinator, worker],
+        config_maps: [coordinator, worker, trino_access::config_map(lake, access)],
         service: service(lake),
         deployments,
     }))
@@ -686,7 +717,7 @@ mod tests {
     const FULL: &str = "    trino:\n      workers: {replicas: 3}\n    workgroups:\n      - {name: analysts, users: [alice, bob.smith], maxScanBytes: 10Gi, maxConcurrentQueries: 5, maxQueuedQueries: 50}\n      - {name: etl, users: [airflow]}\n";
 
     fn build(l: &DataLake) -> TrinoObjects {
-        objects(l, &LakeEndpoints::for_lake(l))
+        objects(l, &LakeEndpoints::for_lake(l), &serde_json::json!({}))
             .expect("builds")
             .expect("trino requested")
     }
@@ -777,7 +808,7 @@ mod tests {
     fn nothing_without_a_query_engine() {
         let l = lake(BASE);
         assert!(
-            objects(&l, &LakeEndpoints::for_lake(&l))
+            objects(&l, &LakeEndpoints::for_lake(&l), &json!({}))
                 .expect("builds")
                 .is_none()
         );
@@ -810,7 +841,7 @@ mod tests {
     fn property_files() {
         let l = with_engine(FULL);
         let o = build(&l);
-        let [coord, worker] = &o.config_maps;
+        let [coord, worker, _access] = &o.config_maps;
         assert_eq!(
             coord.metadata.name.as_deref(),
             Some("sales-trino-coordinator")
@@ -921,7 +952,7 @@ mod tests {
     fn bad_scan_quantity_is_reported() {
         let l =
             with_engine("    trino: {}\n    workgroups:\n      - {name: x, maxScanBytes: lots}\n");
-        let err = objects(&l, &LakeEndpoints::for_lake(&l)).expect_err("invalid");
+        let err = objects(&l, &LakeEndpoints::for_lake(&l), &json!({})).expect_err("invalid");
         assert!(err.to_string().contains("workgroups[x].maxScanBytes"));
     }
 
@@ -942,7 +973,8 @@ mod tests {
         assert!(file(worker, "catalog-lake.properties").ends_with("iceberg.file-format=ORC\n"));
 
         let bad = with_engine("    trino:\n      configOverrides:\n        hosts.txt: {a: b}\n");
-        let err = objects(&bad, &LakeEndpoints::for_lake(&bad)).expect_err("unknown file");
+        let err =
+            objects(&bad, &LakeEndpoints::for_lake(&bad), &json!({})).expect_err("unknown file");
         assert!(err.to_string().contains("hosts.txt"));
         assert!(err.to_string().contains("catalog/lake.properties"));
     }
@@ -958,7 +990,7 @@ mod tests {
         let mut other_catalog = with_engine(FULL);
         let mut ep = LakeEndpoints::for_lake(&other_catalog);
         ep.warehouse = Some("s3://elsewhere/".into());
-        let changed = objects(&other_catalog, &ep)
+        let changed = objects(&other_catalog, &ep, &json!({}))
             .expect("builds")
             .expect("trino");
         assert_ne!(hash(&base.deployments[0]), hash(&changed.deployments[0]));

@@ -129,6 +129,34 @@ async fn connect(
     )
 }
 
+/// A client of the lake's catalog for reads: no managed catalog is started or bootstrapped
+/// here (the catalog stage does that).
+pub async fn reader(lake: &DataLake, ctx: &Context) -> Result<Catalog, String> {
+    let catalog = lake
+        .spec
+        .catalog
+        .as_ref()
+        .ok_or("the lake has no catalog")?;
+    if let Some(managed) = &catalog.managed {
+        let uri = managed_catalog_uri(lake, managed.server);
+        return Catalog::connect(&uri, Some(&lake.name_any()), None)
+            .await
+            .map_err(|e| e.to_string());
+    }
+    let ext = catalog
+        .external
+        .as_ref()
+        .ok_or("the catalog is neither managed nor external")?;
+    let oauth = match oauth(lake, ctx, catalog).await {
+        Ok(Ok(o)) => o,
+        Ok(Err(refusal)) => return Err(refusal.message),
+        Err(e) => return Err(e.to_string()),
+    };
+    Catalog::connect(&ext.uri, ext.warehouse.as_deref(), oauth.as_ref())
+        .await
+        .map_err(|e| e.to_string())
+}
+
 /// Converge the catalog's namespaces; record `CatalogReady` and the endpoint.
 pub async fn reconcile(
     lake: &DataLake,

@@ -3,7 +3,8 @@
 //!
 //! 1. **validate** — `spec.paused` and what the schema cannot check; an invalid spec stops here.
 //! 2. **build** — `desired::lake::objects`: every Kubernetes object of the lake as one set
-//!    (pure; parts that cannot be built are refused and keep their live objects).
+//!    (pure; parts that cannot be built are refused and keep their live objects), with Trino's
+//!    access rules compiled from the lake's Grants (`grants`; their statuses follow the apply).
 //! 3. **apply** — `controller::apply::Applier`: generated Secrets once, objects with workloads
 //!    last, then the lake's objects no longer desired are pruned.
 //! 4. **external** — what lives outside Kubernetes: the zones' buckets (`storage`), the
@@ -15,6 +16,7 @@
 //! Every function here is under 80 lines.
 
 mod catalog;
+mod grants;
 mod managed_catalog;
 mod objects;
 mod outcome;
@@ -36,6 +38,7 @@ use kube::runtime::reflector::ObjectRef;
 use kube::runtime::watcher;
 use kube::{Api, Resource, ResourceExt};
 use lakeform_api::datalake::{DataLake, DeletionPolicy};
+use lakeform_api::grant::Grant;
 use lakeform_api::validate::validate_datalake;
 
 use super::apply::Applier;
@@ -83,8 +86,10 @@ async fn apply(lake: &DataLake, ctx: &Context) -> Result<Action, Error> {
         return conclude(lake, ctx, status, vec![invalid]).await;
     }
     let endpoints = LakeEndpoints::for_lake(lake);
-    let LakeObjects { set, invalid } = build(lake, ctx, &endpoints)?;
+    let grants = grants::compile(lake, ctx).await?;
+    let LakeObjects { set, invalid } = build(lake, ctx, &endpoints, &grants.rules)?;
     apply_objects(lake, ctx, set).await?;
+    grants::report(lake, ctx, &grants).await?;
     status.connection_config_map(&connection::name(lake));
     let mut stops = Vec::new();
     stops.extend(storage::reconcile(lake, ctx, &invalid, &mut status).await?);
@@ -119,9 +124,15 @@ fn validate(lake: &DataLake) -> Option<Stop> {
     })
 }
 
-/// Every Kubernetes object of the lake (pure but for the operator's webhook setting).
-fn build(lake: &DataLake, ctx: &Context, endpoints: &LakeEndpoints) -> Result<LakeObjects, Error> {
-    crate::desired::lake::objects(lake, endpoints, ctx.minio_webhook.as_ref()).map_err(|e| {
+/// Every Kubernetes object of the lake (pure but for the operator's webhook setting), with
+/// Trino's access `rules` compiled from the lake's Grants.
+fn build(
+    lake: &DataLake,
+    ctx: &Context,
+    endpoints: &LakeEndpoints,
+    rules: &serde_json::Value,
+) -> Result<LakeObjects, Error> {
+    crate::desired::lake::objects(lake, endpoints, ctx.minio_webhook.as_ref(), rules).map_err(|e| {
         Error::Other(format!(
             "serializing the objects of DataLake {}: {e}",
             key(lake)
@@ -240,6 +251,14 @@ pub async fn run(
         .owns(scoped::<Deployment>(&client, &namespace), managed.clone())
         .owns(scoped::<Service>(&client, &namespace), managed.clone())
         .owns(scoped::<ConfigMap>(&client, &namespace), managed)
+        .watches(
+            scoped::<Grant>(&client, &namespace),
+            watcher::Config::default(),
+            |grant| {
+                let ns = grant.namespace()?;
+                Some(ObjectRef::new(&grant.spec.lake_ref.name).within(&ns))
+            },
+        )
         .watches(
             scoped::<Secret>(&client, &namespace),
             watcher::Config::default(),
