@@ -7,6 +7,7 @@ mod cli_blueprint;
 mod cli_query;
 mod controller;
 mod desired;
+mod engine;
 mod storage;
 
 use std::process::ExitCode;

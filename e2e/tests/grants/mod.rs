@@ -114,8 +114,10 @@ async fn scenario(ctx: &TestContext, lake: &str, catalog: &str, trino: &str) -> 
     );
     apply(ctx, &alice).await?;
     wait_grant(ctx, "alice-orders", "True", "Enforced").await?;
-    let granted = until(ctx, lake, "alice", ALICE_READ, true).await?;
-    println!("grants: alice's Grant reached Trino {granted:.1} s after it was Ready");
+    // Until the rules reach Trino everything is still allowed: wait for a user without a Grant
+    // to be refused.
+    let granted = until(ctx, lake, "bob", "SELECT id FROM lake.sales.orders", false).await?;
+    println!("grants: the first Grant reached Trino {granted:.1} s after it was Ready");
     let (ok, out, err) = query(ctx, lake, ALICE_READ, Some("alice")).await?;
     ensure!(ok, "alice's granted read failed: {out}{err}");
     let seen: Vec<&str> = out.lines().skip(1).collect();

@@ -8,7 +8,7 @@
 //!   access control can always be on and the first Grant needs no restart either.
 //! - With Grants, the user [`ADMIN_USER`] (what `lakeform query` sends by default) may do
 //!   everything; every other user gets exactly what its Grants say. Trino uses the **first**
-//!   matching rule: table-specific rules come before database-wide ones, and a second Grant of
+//!   matching rule: table-specific rules come before database-wide ones, and a newer Grant of
 //!   the same principal on the same table or database is refused (`Conflict`).
 //! - Column filters: `exclude` denies those columns; `include` denies every other column of the
 //!   table as the catalog knows it now ([`TableColumns`]). Row filters become the rule's
@@ -82,8 +82,12 @@ pub fn rules(grants: &[Grant], columns: &TableColumns) -> (Value, BTreeMap<Strin
         return (allow_all(), outcome);
     }
     let mut sorted: Vec<&Grant> = grants.iter().collect();
-    // Table-specific before database-wide (first match wins), then by name: stable output.
-    sorted.sort_by_key(|g| (g.spec.resource.table.is_none(), g.name_any()));
+    // Table-specific before database-wide (first match wins); among equals the oldest Grant
+    // first (a newer duplicate is the one refused), then by name: stable output.
+    sorted.sort_by_key(|g| {
+        let created = g.metadata.creation_timestamp.as_ref().map(|t| t.0);
+        (g.spec.resource.table.is_none(), created, g.name_any())
+    });
     let admin = json!({"user": regex_literal(ADMIN_USER)});
     let mut catalogs = vec![merge(&admin, json!({"allow": "all"}))];
     let mut schemas = vec![merge(&admin, json!({"owner": true}))];

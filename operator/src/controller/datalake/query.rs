@@ -1,5 +1,6 @@
 //! The query-engine stage, after the apply: Trino's coordinator must have an available
-//! replica; record `QueryEngineReady` and the endpoint.
+//! replica that has finished starting (`engine::trino_started`); record `QueryEngineReady` and
+//! the endpoint.
 
 use lakeform_api::datalake::DataLake;
 
@@ -41,6 +42,22 @@ pub async fn reconcile(
     if deployment_available(ctx, &ns, &coordinator).await? < 1 {
         let message =
             format!("Trino coordinator Deployment {coordinator} has no available replica yet");
+        let stop = Stop::starting(
+            Part::QueryEngine,
+            "QueryEngineStarting",
+            message,
+            STARTING_RECHECK,
+        );
+        return Ok(Some(stop));
+    }
+    // Available pods may still be loading catalogs: Trino refuses queries until it says so.
+    let started = crate::engine::trino_started(&trino::uri(lake)).await;
+    if started != Ok(true) {
+        let why = started
+            .err()
+            .unwrap_or_else(|| "it is still initializing".into());
+        let message =
+            format!("Trino coordinator {coordinator} is not accepting queries yet: {why}");
         let stop = Stop::starting(
             Part::QueryEngine,
             "QueryEngineStarting",
