@@ -36,6 +36,23 @@ fn validate_doc(doc: &Value, lakes: &BTreeMap<String, DataLakeSpec>) -> Result<(
                 .map_err(typed)?
                 .spec,
         )),
+        "Grant" => {
+            let g: lakeform_api::Grant = serde_json::from_value(doc.clone()).map_err(typed)?;
+            let lake = lakes
+                .get(&g.spec.lake_ref.name)
+                .ok_or_else(|| format!("no example DataLake {}", g.spec.lake_ref.name))?;
+            let dbs: Vec<&str> = lake
+                .catalog
+                .iter()
+                .flat_map(|c| c.databases.iter().map(|d| d.name.as_str()))
+                .collect();
+            match g.spec.resource.database.as_deref() {
+                Some(db) if !dbs.contains(&db) => {
+                    Err(format!("database {db} is not one of the lake's {dbs:?}"))
+                }
+                _ => Ok(()),
+            }
+        }
         "WorkflowRun" => serde_json::from_value::<WorkflowRun>(doc.clone())
             .map(drop)
             .map_err(typed),
@@ -120,6 +137,7 @@ fn examples_deserialize_and_validate() {
         "Workflow",
         "WorkflowRun",
         "Blueprint",
+        "Grant",
     ] {
         assert!(
             docs.iter().any(|d| d["kind"] == kind),

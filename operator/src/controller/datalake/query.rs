@@ -42,13 +42,7 @@ pub async fn reconcile(
     if deployment_available(ctx, &ns, &coordinator).await? < 1 {
         let message =
             format!("Trino coordinator Deployment {coordinator} has no available replica yet");
-        let stop = Stop::starting(
-            Part::QueryEngine,
-            "QueryEngineStarting",
-            message,
-            STARTING_RECHECK,
-        );
-        return Ok(Some(stop));
+        return Ok(Some(starting(message)));
     }
     // Available pods may still be loading catalogs: Trino refuses queries until it says so.
     let started = crate::engine::trino_started(&trino::uri(lake)).await;
@@ -58,13 +52,7 @@ pub async fn reconcile(
             .unwrap_or_else(|| "it is still initializing".into());
         let message =
             format!("Trino coordinator {coordinator} is not accepting queries yet: {why}");
-        let stop = Stop::starting(
-            Part::QueryEngine,
-            "QueryEngineStarting",
-            message,
-            STARTING_RECHECK,
-        );
-        return Ok(Some(stop));
+        return Ok(Some(starting(message)));
     }
     status.query_engine(
         true,
@@ -72,4 +60,14 @@ pub async fn reconcile(
         format!("Trino coordinator available at {}", trino::uri(lake)),
     );
     Ok(None)
+}
+
+/// Trino is starting: `QueryEngineStarting`, checked again soon.
+fn starting(message: String) -> Stop {
+    Stop::starting(
+        Part::QueryEngine,
+        "QueryEngineStarting",
+        message,
+        STARTING_RECHECK,
+    )
 }
