@@ -30,11 +30,19 @@ pub struct LakeGrants {
 pub async fn compile(lake: &DataLake, ctx: &Context) -> Result<LakeGrants, Error> {
     let ns = namespace(lake)?;
     let api: Api<Grant> = Api::namespaced(ctx.client.clone(), &ns);
-    let grants: Vec<Grant> = api
-        .list(&ListParams::default())
-        .await
-        .during(|| format!("listing the Grants in {ns}"))?
-        .items
+    let listed = match api.list(&ListParams::default()).await {
+        // The Grant CRD is not installed (Helm does not add CRDs on upgrade): no Grants.
+        Err(kube::Error::Api(e)) if e.code == 404 => {
+            tracing::warn!(datalake = %key(lake), "the Grant CRD is not installed: no access rules");
+            Vec::new()
+        }
+        listed => {
+            listed
+                .during(|| format!("listing the Grants in {ns}"))?
+                .items
+        }
+    };
+    let grants: Vec<Grant> = listed
         .into_iter()
         .filter(|g| {
             g.spec.lake_ref.name == lake.name_any() && g.metadata.deletion_timestamp.is_none()
