@@ -45,6 +45,8 @@ enum Command {
     },
     /// Run SQL on a DataLake's Trino (through the API server) and print the rows.
     Query(crate::cli_query::QueryArgs),
+    /// Print who may do what on a DataLake: one line per Grant and where it is enforced.
+    Access(crate::cli_access::AccessArgs),
     /// Print the version.
     Version,
     /// Helpers for debugging Jobs and the test environment.
@@ -273,6 +275,9 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         } => crate::cli_blueprint::render(&args, &mut std::io::stdout().lock()),
         Command::Query(args) => {
             block_on(crate::cli_query::run(&args, &mut std::io::stdout().lock()))
+        }
+        Command::Access(args) => {
+            block_on(crate::cli_access::run(&args, &mut std::io::stdout().lock()))
         }
         Command::Version => {
             println!("lakeform {VERSION}");

@@ -3,6 +3,7 @@
 
 mod catalog;
 mod cli;
+mod cli_access;
 mod cli_blueprint;
 mod cli_query;
 mod controller;

@@ -125,11 +125,32 @@ async fn scenario(ctx: &TestContext, lake: &str, catalog: &str, trino: &str) -> 
         seen == ["1\tDE\t10.5", "3\tDE\t30.25"],
         "alice sees exactly the DE rows and three columns: {seen:?}"
     );
+    access_lists_alice(ctx, lake).await?;
     refused(ctx, lake, "alice", "SELECT secret FROM lake.sales.orders").await?;
     refused(ctx, lake, "alice", "SELECT id FROM lake.sales.returns").await?;
     refused(ctx, lake, "bob", "SELECT id FROM lake.sales.orders").await?;
     not_enforced(ctx, lake).await?;
     revoke_and_restore(ctx, lake, &alice).await
+}
+
+/// `lakeform access` prints alice's Grant as enforced by Trino, after the admin line.
+async fn access_lists_alice(ctx: &TestContext, lake: &str) -> Result<()> {
+    let out = tokio::process::Command::new(lakeform_e2e::lakeform_bin()?)
+        .arg("access")
+        .arg(format!("{}/{lake}", ctx.ns))
+        .arg("--kubeconfig")
+        .arg(&ctx.env.kubeconfig)
+        .output()
+        .await?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let want =
+        "User:alice\tsales.orders\tSELECT\tid,country,amount\tcountry = 'DE'\tTrino\talice-orders";
+    ensure!(
+        out.status.success() && text.lines().any(|l| l == want) && text.contains("User:lakeform"),
+        "lakeform access:\n{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Ok(())
 }
 
 /// A second Grant of the same principal and table conflicts; a data-location Grant is not
