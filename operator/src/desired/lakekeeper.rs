@@ -42,8 +42,8 @@ use sha2::{Digest, Sha256};
 use super::BuildError;
 use super::connection::{LakeEndpoints, plain_env, secret_env};
 use super::meta::{
-    cluster_service, http_probe, kept_meta, labels, owned_meta, pod_security, restricted,
-    rolling_deployment, service_port, with_pod_overrides,
+    catalog_pod_overrides, cluster_service, http_probe, kept_meta, labels, owned_meta,
+    pod_security, restricted, rolling_deployment, service_port,
 };
 use super::postgres;
 
@@ -185,14 +185,6 @@ fn pod_labels(lake: &DataLake, component: &str) -> BTreeMap<String, String> {
     labels(&lake.name_any(), component)
 }
 
-fn apply_overrides(
-    template: PodTemplateSpec,
-    spec: &ManagedCatalog,
-) -> Result<PodTemplateSpec, BuildError> {
-    let overrides = spec.pod_overrides.as_ref().map(|o| &o.0);
-    with_pod_overrides(template, overrides, "spec.catalog.managed.podOverrides")
-}
-
 /// The Lakekeeper Deployment (`serve`). An init container waits until the database is up and
 /// migrated (`wait-for-db -dm`), so pods never serve an old schema.
 pub fn deployment(lake: &DataLake, spec: &ManagedCatalog) -> Result<Deployment, BuildError> {
@@ -231,7 +223,7 @@ pub fn deployment(lake: &DataLake, spec: &ManagedCatalog) -> Result<Deployment, 
             ..Default::default()
         }),
     };
-    let template = apply_overrides(template, spec)?;
+    let template = catalog_pod_overrides(template, spec)?;
     Ok(rolling_deployment(
         lake,
         name(lake),
@@ -269,7 +261,7 @@ pub fn migrate_job(lake: &DataLake, spec: &ManagedCatalog) -> Result<Job, BuildE
             ..Default::default()
         }),
     };
-    let template = apply_overrides(template, spec)?;
+    let template = catalog_pod_overrides(template, spec)?;
     Ok(Job {
         metadata: owned_meta(lake, migrate_job_name(lake, spec), MIGRATE_COMPONENT),
         spec: Some(JobSpec {

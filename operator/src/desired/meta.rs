@@ -16,7 +16,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta, 
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use kube::{Resource, ResourceExt};
 use lakeform_api::common::{LABEL_MANAGED_BY, LABEL_PART_OF, MANAGED_BY};
-use lakeform_api::datalake::DeletionPolicy;
+use lakeform_api::datalake::{DeletionPolicy, ManagedCatalog};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
@@ -109,6 +109,16 @@ pub fn merge(target: &mut Value, patch: &Value) {
         }
         (t, p) => *t = p.clone(),
     }
+}
+
+/// `template` with a managed catalog's `podOverrides` applied (its server's pods: Nessie,
+/// Lakekeeper and Lakekeeper's migration Job).
+pub fn catalog_pod_overrides(
+    template: PodTemplateSpec,
+    spec: &ManagedCatalog,
+) -> Result<PodTemplateSpec, BuildError> {
+    let overrides = spec.pod_overrides.as_ref().map(|o| &o.0);
+    with_pod_overrides(template, overrides, "spec.catalog.managed.podOverrides")
 }
 
 /// `template` with `overrides` (a strategic-merge-like JSON merge, see [`merge`]) applied;

@@ -38,8 +38,8 @@ use lakeform_api::datalake::{DataLake, ManagedCatalog};
 use super::BuildError;
 use super::connection::{LakeEndpoints, secret_env, warehouse_bucket};
 use super::meta::{
-    cluster_service, http_probe, labels, owned_meta, pod_security, restricted, rolling_deployment,
-    service_port, short_hash, with_pod_overrides,
+    catalog_pod_overrides, cluster_service, http_probe, labels, owned_meta, pod_security,
+    restricted, rolling_deployment, service_port, short_hash,
 };
 use super::postgres;
 
@@ -222,8 +222,7 @@ pub fn deployment(
             ..Default::default()
         }),
     };
-    let overrides = spec.pod_overrides.as_ref().map(|o| &o.0);
-    let template = with_pod_overrides(template, overrides, "spec.catalog.managed.podOverrides")?;
+    let template = catalog_pod_overrides(template, spec)?;
     Ok(rolling_deployment(
         lake,
         name(lake),
