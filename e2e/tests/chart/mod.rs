@@ -264,6 +264,10 @@ async fn install_then_uninstall_leaves_only_the_crds() -> Result<()> {
         bail!("the operator pod should hold the leader-election Lease, the holder is {holder:?}");
     }
 
+    // The operator first, alone: `helm uninstall` deletes the Role with the Deployment, and a
+    // pod still terminating would renew its Lease without it — a 403 the suite's RBAC check
+    // (rightly) counts; for a user it is a harmless log line.
+    stop_operator(&ctx).await?;
     let mut uninstall = vec!["uninstall", "lakeform", "--wait", "--timeout", "120s"];
     uninstall.extend(base);
     run(&helm, &uninstall, None).await?;
@@ -298,6 +302,33 @@ async fn install_then_uninstall_leaves_only_the_crds() -> Result<()> {
         before.len()
     );
     Ok(())
+}
+
+/// Scale the release's operator to 0 and wait until its pods are gone (60 s at most).
+async fn stop_operator(ctx: &TestContext) -> Result<()> {
+    kubectl(ctx, &["scale", "deployment/lakeform", "--replicas=0"]).await?;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let pods = kubectl(
+            ctx,
+            &[
+                "get",
+                "pods",
+                "-l",
+                "app.kubernetes.io/instance=lakeform",
+                "-o",
+                "name",
+            ],
+        )
+        .await?;
+        if pods.is_empty() {
+            return Ok(());
+        }
+        if std::time::Instant::now() > deadline {
+            bail!("60 s after scaling the operator to 0, its pods are still there: {pods}");
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    }
 }
 
 /// Every object of the test's release: in its namespace (all kinds the chart renders, plus the
