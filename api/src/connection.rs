@@ -23,6 +23,24 @@ pub const MANAGED_ACCESS_KEY_ID_KEY: &str = "accessKeyId";
 /// Key of the secret access key in the managed storage's root-credentials Secret.
 pub const MANAGED_SECRET_ACCESS_KEY_KEY: &str = "secretAccessKey";
 
+/// Key of the access key id in an identity's Secret (the operator's `desired::identity`: one
+/// MinIO user per Crawler and per principal with data-location Grants), as AWS SDKs name it.
+pub const IDENTITY_ACCESS_KEY_KEY: &str = "AWS_ACCESS_KEY_ID";
+/// Key of the secret access key in an identity's Secret.
+pub const IDENTITY_SECRET_KEY_KEY: &str = "AWS_SECRET_ACCESS_KEY";
+/// The environment variable that names the Secret a crawl pod signs with, when it is not the
+/// lake's (a managed lake's crawls get an identity of their own, never the root keys).
+pub const ENV_CREDENTIALS_SECRET: &str = "LAKEFORM_S3_CREDENTIALS_SECRET";
+
+/// The Secret (name and keys) of an identity.
+pub fn identity_credentials(secret_name: &str) -> S3CredentialsRef {
+    S3CredentialsRef {
+        secret_name: secret_name.to_string(),
+        access_key_id_key: IDENTITY_ACCESS_KEY_KEY.into(),
+        secret_access_key_key: IDENTITY_SECRET_KEY_KEY.into(),
+    }
+}
+
 /// Name of the managed storage's root-credentials Secret (`<lake>-minio-root`).
 pub fn managed_secret_name(lake: &DataLake) -> String {
     format!("{}-minio-root", lake.name_any())

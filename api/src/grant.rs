@@ -119,7 +119,9 @@ pub struct GrantResource {
     #[x_kube(validation = Rule::new("!self.contains(';')")
         .message("spec.resource.rowFilter is one predicate: no ';'"))]
     pub row_filter: Option<String>,
-    /// Objects under a zone's prefix (Lake Formation's data-location permission).
+    /// Objects under a zone's prefix (Lake Formation's data-location permission). In managed
+    /// storage the principal gets a MinIO user limited to it, its keys in the Secret
+    /// `<lake>-s3-<user|group|sa>-<name>` that only the principal may read.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub data_location: Option<DataLocation>,
 }

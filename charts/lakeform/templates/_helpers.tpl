@@ -162,7 +162,8 @@ granting what its creator does not hold, so every rule of those Roles is covered
   resources: [blueprints/status]
   verbs: [patch]
 # Grants: the DataLake controller watches them (datalake/mod.rs `watches`) and lists a lake's
-# Grants to compile Trino's access rules (datalake/grants.rs `compile`).
+# Grants to compile Trino's access rules and MinIO identities (datalake/grants.rs `compile`).
+# (It also watches and lists Crawlers, for their identities: the crawlers rule above.)
 - apiGroups: [lakeform.dev]
   resources: [grants]
   verbs: [list, watch]
@@ -179,7 +180,9 @@ granting what its creator does not hold, so every rule of those Roles is covered
 # the DataLake controller watches Secrets to react to credential changes (datalake/mod.rs
 # `watches`); storage, catalog, workflow and event code read credentials (controller/lake.rs
 # `secret`, `get_opt`); crawl
-# Jobs' Role grants `get` on the lake's credentials Secret. The stores' generated credentials
+# Jobs' Role grants `get` on their credentials Secret (a managed lake's: the Crawler's identity).
+# A managed lake's S3 identity Secrets (desired/identity.rs) are applied and pruned with its set
+# (controller/apply.rs `Applier`: list, delete). The stores' generated credentials
 # carry no owner reference (they outlive a DataLake under deletionPolicy Retain) and are deleted
 # by its cleanup under Delete (controller/datalake/objects.rs `delete_kept_secrets`).
 - apiGroups: [""]
@@ -206,10 +209,13 @@ granting what its creator does not hold, so every rule of those Roles is covered
   resources: [serviceaccounts]
   verbs: [get, create, patch]
 # The Roles and RoleBindings of those ServiceAccounts (desired/crawler.rs and
-# desired/workflow_access.rs `role`, `role_binding`), applied with controller/apply.rs.
+# desired/workflow_access.rs `role`, `role_binding`), applied with controller/apply.rs; the
+# identity Secrets' reader Roles and their bindings to Grant principals (desired/identity.rs
+# `objects`), applied and pruned with the lake's set (controller/apply.rs `Applier`: list,
+# delete).
 - apiGroups: [rbac.authorization.k8s.io]
   resources: [roles, rolebindings]
-  verbs: [get, create, patch]
+  verbs: [get, list, create, patch, delete]
 # Events: kube-runtime's Recorder (controller/context.rs `event`, crawler/runs.rs) creates
 # events.k8s.io/v1 Events and patches a repeated one's series; core/v1 events are not used.
 - apiGroups: [events.k8s.io]

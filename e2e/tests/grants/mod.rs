@@ -195,7 +195,13 @@ async fn revoke_and_restore(ctx: &TestContext, lake: &str, alice: &str) -> Resul
 
 /// Poll `sql` as `user` until it succeeds (`allowed`) or is refused with an access error;
 /// the seconds it took.
-async fn until(ctx: &TestContext, lake: &str, user: &str, sql: &str, allowed: bool) -> Result<f64> {
+pub(crate) async fn until(
+    ctx: &TestContext,
+    lake: &str,
+    user: &str,
+    sql: &str,
+    allowed: bool,
+) -> Result<f64> {
     let start = Instant::now();
     loop {
         let (ok, out, err) = query(ctx, lake, sql, Some(user)).await?;
@@ -224,7 +230,12 @@ async fn refused(ctx: &TestContext, lake: &str, user: &str, sql: &str) -> Result
 }
 
 /// Wait until the Grant's `Ready` has `status` and `reason` for its generation.
-async fn wait_grant(ctx: &TestContext, name: &str, status: &str, reason: &str) -> Result<Grant> {
+pub(crate) async fn wait_grant(
+    ctx: &TestContext,
+    name: &str,
+    status: &str,
+    reason: &str,
+) -> Result<Grant> {
     let (status, reason) = (status.to_string(), reason.to_string());
     wait_for(
         &ctx.api::<Grant>(),

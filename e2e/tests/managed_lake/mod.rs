@@ -6,9 +6,12 @@
 //! component's pods Ready; files put into its own MinIO are crawled into a table in Nessie;
 //! `lakeform query` prints the table's count and sum as Trino computes them, and PyIceberg
 //! (reading the files Nessie's metadata names) agrees; a workgroup's `maxScanBytes` makes Trino
-//! itself refuse a query; `configOverrides` and `podOverrides` reach the running coordinator.
+//! itself refuse a query; `configOverrides` and `podOverrides` reach the running coordinator;
+//! crawls sign with the Crawler's own S3 identity, and a data-location Grant gives a principal
+//! keys that MinIO honours under the granted prefix only (`identities`).
 //! Deleted with `Retain`, the lake leaves its data, credentials and volumes, and the same
 //! manifest applied again answers with the same rows; deleted with `Delete`, nothing is left.
 
+mod identities;
 mod scenario;
 pub mod support;

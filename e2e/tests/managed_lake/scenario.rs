@@ -56,7 +56,7 @@ async fn scenario(ctx: &TestContext, images: &Images) -> Result<()> {
         "the query endpoint in status: {endpoints:?}"
     );
     let s3 = lake_s3(ctx).await?;
-    for bucket in ["ml-raw", "ml-curated"] {
+    for bucket in ["ml-raw", "ml-curated", "ml-archive"] {
         ensure!(
             bucket_exists(&s3.client, bucket).await,
             "no bucket {bucket} in the lake's MinIO"
@@ -83,6 +83,7 @@ async fn scenario(ctx: &TestContext, images: &Images) -> Result<()> {
     println!("managed lake: crawled {expected:?} (rows, sum), Trino and PyIceberg agree");
     workgroup_limit_refuses(ctx).await?;
     overrides_applied(ctx).await?;
+    super::identities::least_privilege(ctx, LAKE, &s3.env.s3_endpoint, &s3.client).await?;
     let expected = minio_killed_mid_crawl(ctx, &s3, expected).await?;
     retain_then_recreate(ctx, images, expected).await?;
     delete_removes_everything(ctx, images).await

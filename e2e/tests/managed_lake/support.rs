@@ -60,7 +60,7 @@ spec:
       image: {minio}
       volumeSize: 1Gi
       resources: {{requests: {{cpu: 50m, memory: 256Mi}}, limits: {{memory: 1Gi}}}}
-  zones: [{{name: raw}}, {{name: curated}}]
+  zones: [{{name: raw}}, {{name: curated}}, {{name: archive}}]
   catalog:
     managed:
       image: {nessie}

@@ -15,6 +15,7 @@ use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::{Resource, ResourceExt};
 use lakeform_api::common::GROUP;
+use lakeform_api::connection::ENV_CREDENTIALS_SECRET;
 use lakeform_api::crawler::{CrawlSchedule, Crawler};
 use lakeform_api::datalake::DataLake;
 
@@ -79,11 +80,12 @@ pub fn run_job_name(crawler: &Crawler, token: &str) -> String {
 }
 
 /// The Secret with the S3 credentials the crawl uses: the external storage's `secretRef`, or
-/// the managed MinIO's root credentials.
-pub fn credentials_secret_name(lake: &DataLake) -> String {
+/// in managed MinIO the Crawler's own identity (`identity::crawler_secret_name`: a user that
+/// may read its targets and write its database, never the root keys).
+pub fn credentials_secret_name(crawler: &Crawler, lake: &DataLake) -> String {
     match &lake.spec.storage.external {
         Some(ext) => ext.credentials.secret_name.clone(),
-        None => super::minio::secret_name(lake),
+        None => super::identity::crawler_secret_name(&crawler.name_any()),
     }
 }
 
@@ -146,7 +148,12 @@ pub fn role(crawler: &Crawler, lake: &DataLake) -> Role {
             rule(GROUP, "crawlers", name.clone(), &["get"]),
             rule(GROUP, "crawlers/status", name, &["get", "patch"]),
             rule(GROUP, "datalakes", lake.name_any(), &["get"]),
-            rule("", "secrets", credentials_secret_name(lake), &["get"]),
+            rule(
+                "",
+                "secrets",
+                credentials_secret_name(crawler, lake),
+                &["get"],
+            ),
         ]),
     }
 }
@@ -194,6 +201,13 @@ fn pod_template(
         }),
         ..Default::default()
     }];
+    if lake.spec.storage.external.is_none() {
+        env.push(EnvVar {
+            name: ENV_CREDENTIALS_SECRET.into(),
+            value: Some(credentials_secret_name(crawler, lake)),
+            ..Default::default()
+        });
+    }
     env.extend(extra_env);
     let mut pod_labels = crawler_labels(crawler, lake);
     pod_labels.insert(LABEL_TRIGGER.into(), trigger.into());
@@ -422,7 +436,7 @@ mod tests {
         let managed = super::role(&c, &lake(MANAGED));
         assert_eq!(
             managed.rules.expect("rules")[3].resource_names,
-            Some(vec!["sales-minio-root".to_string()])
+            Some(vec!["orders-crawler-s3".to_string()])
         );
     }
 

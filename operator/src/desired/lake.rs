@@ -1,5 +1,7 @@
 //! Everything Kubernetes runs for one DataLake, as one [`DesiredSet`]: managed MinIO, a managed
 //! catalog (Nessie or Lakekeeper, and its PostgreSQL), Trino and the connection-info ConfigMap.
+//! (The S3 identities' Secrets are a set of their own, `identity::desired_set`, applied once
+//! MinIO knows their keys.)
 //! The per-component builders (`minio`, `postgres`, `nessie`, `lakekeeper`, `trino`,
 //! `connection`) stay the place where objects are made;
 //! this module only gathers them and says which components the set speaks for (prunes).

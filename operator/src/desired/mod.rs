@@ -5,6 +5,7 @@ pub mod blueprint;
 pub mod buckets;
 pub mod connection;
 pub mod crawler;
+pub mod identity;
 pub mod lake;
 pub mod lakekeeper;
 pub mod meta;

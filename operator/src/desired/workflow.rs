@@ -13,6 +13,7 @@ use k8s_openapi::api::core::v1::{
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::{Resource, ResourceExt};
 use lakeform_api::common::LocalRef;
+use lakeform_api::connection::{ENV_CREDENTIALS_SECRET, identity_credentials};
 use lakeform_api::datalake::DataLake;
 use lakeform_api::validate::parse_duration;
 use lakeform_api::workflow::{ExtractMode, Step, Workflow};
@@ -196,6 +197,11 @@ pub(crate) fn env(
     attempt: i32,
 ) -> Vec<EnvVar> {
     let ep = LakeEndpoints::for_lake(lake);
+    // A managed lake's steps sign with the Workflow's own identity, never the root keys.
+    let credentials = match lake.spec.storage.external.is_none() {
+        true => identity_credentials(&super::identity::workflow_secret_name(&workflow.name_any())),
+        false => ep.credentials.clone(),
+    };
     let mut env = vec![
         plain_env("LAKEFORM_WORKFLOW", workflow.name_any()),
         plain_env("LAKEFORM_RUN_ID", run.name_any()),
@@ -206,13 +212,13 @@ pub(crate) fn env(
         plain_env("LAKEFORM_S3_PATH_STYLE", ep.path_style.to_string()),
         secret_env(
             "LAKEFORM_S3_ACCESS_KEY",
-            &ep.credentials.secret_name,
-            &ep.credentials.access_key_id_key,
+            &credentials.secret_name,
+            &credentials.access_key_id_key,
         ),
         secret_env(
             "LAKEFORM_S3_SECRET_KEY",
-            &ep.credentials.secret_name,
-            &ep.credentials.secret_access_key_key,
+            &credentials.secret_name,
+            &credentials.secret_access_key_key,
         ),
     ];
     if let Some(uri) = ep.catalog_uri {
@@ -258,6 +264,11 @@ pub fn step_job(
     let (container, service_account) = if let Some(crawl) = &step.crawl {
         // an event-triggered run crawls the batch's objects only
         env.extend(workflow_events::keys_env(run, super::crawler::KEYS_ENV));
+        if lake.spec.storage.external.is_none() {
+            // the crawl signs with the Crawler's identity, which its ServiceAccount may read
+            let secret = super::identity::crawler_secret_name(&crawl.crawler_ref.name);
+            env.push(plain_env(ENV_CREDENTIALS_SECRET, secret));
+        }
         let c = Container {
             name: "step".into(),
             image: Some(image.into()),

@@ -1,4 +1,5 @@
-//! The MinIO admin API (bucket quotas), signed with SigV4 like `mc admin` does.
+//! The MinIO admin API (bucket quotas here, users and policies in `iam`), signed with SigV4
+//! like `mc admin` does; every call times out.
 
 use aws_credential_types::Credentials;
 use serde::{Deserialize, Serialize};
@@ -35,7 +36,12 @@ pub(crate) struct MinioAdmin {
 impl MinioAdmin {
     pub(crate) fn new(conn: &S3Connection) -> Self {
         MinioAdmin {
-            http: reqwest::Client::new(),
+            // Every admin call is bounded: a hung MinIO must not hold a reconcile.
+            http: reqwest::Client::builder()
+                .connect_timeout(std::time::Duration::from_secs(5))
+                .timeout(std::time::Duration::from_secs(30))
+                .build()
+                .unwrap_or_default(),
             endpoint: conn.endpoint.trim_end_matches('/').to_string(),
             region: conn.region.clone(),
             credentials: Credentials::new(
@@ -101,49 +107,94 @@ impl MinioAdmin {
         bucket: &str,
         body: Vec<u8>,
     ) -> Result<Vec<u8>, StorageError> {
-        let url = format!("{}/minio/admin/v3/{api}?bucket={bucket}", self.endpoint);
-        let other = |message: String| StorageError::Other {
-            operation: api,
-            bucket: bucket.to_string(),
-            message,
-        };
-        let request = super::sign::request(&self.credentials, &self.region, method, &url, body)
-            .map_err(other)?;
-        let response =
-            self.http
-                .execute(request)
-                .await
-                .map_err(|e| StorageError::EndpointUnreachable {
-                    operation: api,
-                    endpoint: self.endpoint.clone(),
-                    message: e.to_string(),
-                })?;
-        let status = response.status();
-        let bytes = response
-            .bytes()
-            .await
-            .map_err(|e| other(e.to_string()))?
-            .to_vec();
+        let query = format!("bucket={}", encode(bucket));
+        let (status, bytes) = self.exchange(method, api, &query, body).await?;
         if status.is_success() {
             return Ok(bytes);
         }
-        #[derive(Deserialize)]
-        struct AdminError {
-            #[serde(rename = "Code", default)]
-            code: String,
-            #[serde(rename = "Message", default)]
-            message: String,
-        }
-        let err: AdminError = serde_json::from_slice(&bytes).unwrap_or(AdminError {
-            code: format!("HTTP{}", status.as_u16()),
-            message: String::from_utf8_lossy(&bytes).chars().take(300).collect(),
-        });
+        let (code, message) = admin_error(status, &bytes);
         Err(StorageError::from_code(
             api,
             Some(bucket),
             &self.endpoint,
-            &err.code,
-            err.message,
+            &code,
+            message,
         ))
     }
+
+    /// One signed admin request: the response's status and body. Errors only when there is no
+    /// response (unreachable, timed out) or the request could not be signed.
+    pub(super) async fn exchange(
+        &self,
+        method: &str,
+        api: &'static str,
+        query: &str,
+        body: Vec<u8>,
+    ) -> Result<(reqwest::StatusCode, Vec<u8>), StorageError> {
+        let url = format!("{}/minio/admin/v3/{api}?{query}", self.endpoint);
+        let unreachable = |message: String| StorageError::EndpointUnreachable {
+            operation: api,
+            endpoint: self.endpoint.clone(),
+            message,
+        };
+        let request = super::sign::request(&self.credentials, &self.region, method, &url, body)
+            .map_err(|e| StorageError::Other {
+                operation: api,
+                bucket: String::new(),
+                message: format!("signing the request: {e}"),
+            })?;
+        let response = self
+            .http
+            .execute(request)
+            .await
+            .map_err(|e| unreachable(e.to_string()))?;
+        let status = response.status();
+        let bytes = response
+            .bytes()
+            .await
+            .map_err(|e| unreachable(e.to_string()))?
+            .to_vec();
+        Ok((status, bytes))
+    }
+
+    /// The endpoint URL.
+    pub(super) fn endpoint(&self) -> &str {
+        &self.endpoint
+    }
+
+    /// The root secret key: admin request and response bodies are encrypted with it.
+    pub(super) fn secret_key(&self) -> &str {
+        self.credentials.secret_access_key()
+    }
+}
+
+/// The error code and message of an admin API error response.
+pub(super) fn admin_error(status: reqwest::StatusCode, bytes: &[u8]) -> (String, String) {
+    #[derive(Deserialize)]
+    struct AdminError {
+        #[serde(rename = "Code", default)]
+        code: String,
+        #[serde(rename = "Message", default)]
+        message: String,
+    }
+    match serde_json::from_slice::<AdminError>(bytes) {
+        Ok(e) => (e.code, e.message),
+        Err(_) => (
+            format!("HTTP{}", status.as_u16()),
+            String::from_utf8_lossy(bytes).chars().take(300).collect(),
+        ),
+    }
+}
+
+/// Everything but RFC 3986's unreserved characters: SigV4's canonical query encoding, so the
+/// URL is signed as sent.
+const QUERY_VALUE: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'_')
+    .remove(b'.')
+    .remove(b'~');
+
+/// `text` percent-encoded for a query value.
+pub(super) fn encode(text: &str) -> String {
+    percent_encoding::utf8_percent_encode(text, QUERY_VALUE).to_string()
 }

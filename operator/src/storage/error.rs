@@ -33,6 +33,13 @@ pub enum StorageError {
         "bucket {bucket:?}: lifecycle transition tier is not configured on the endpoint: {message}"
     )]
     TierNotFound { bucket: String, message: String },
+    /// A user or policy call failed (identities).
+    #[error("{operation} {subject:?}: {message}")]
+    Identity {
+        operation: &'static str,
+        subject: String,
+        message: String,
+    },
     /// Any other failure.
     #[error("{operation} on bucket {bucket:?}: {message}")]
     Other {
@@ -51,6 +58,7 @@ impl StorageError {
             StorageError::BucketConflict { .. } => "BucketConflict",
             StorageError::ObjectLockImmutable { .. } => "ObjectLockImmutable",
             StorageError::TierNotFound { .. } => "TierNotFound",
+            StorageError::Identity { .. } => "IdentitySyncFailed",
             StorageError::Other { .. } => "StorageError",
         }
     }

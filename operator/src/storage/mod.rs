@@ -1,10 +1,13 @@
 //! Object storage through the real protocols: the S3 API (aws-sdk-s3) for buckets, versioning,
-//! object lock and lifecycle, and the MinIO admin API for quotas.
+//! object lock and lifecycle, and the MinIO admin API for quotas and for the lake's identities
+//! (users and policies, `iam`).
 
 mod admin;
 mod bucket;
 mod error;
+pub mod iam;
 mod lifecycle;
+mod madmin;
 pub mod notify;
 mod sign;
 

@@ -7,7 +7,10 @@ use k8s_openapi::api::core::v1::Secret;
 use kube::api::{Api, Patch, PatchParams};
 use kube::{Client, ResourceExt};
 use lakeform_api::common::FIELD_MANAGER;
-use lakeform_api::connection::{StorageEndpoint, storage_credentials, storage_endpoint};
+use lakeform_api::connection::{
+    ENV_CREDENTIALS_SECRET, StorageEndpoint, identity_credentials, storage_credentials,
+    storage_endpoint,
+};
 use lakeform_api::crawler::{CrawlRun, CrawledTable, Crawler};
 use lakeform_api::datalake::DataLake;
 
@@ -128,9 +131,14 @@ pub async fn from_cluster(client: &Client, ns: &str, name: &str) -> Result<Crawl
     let lake: DataLake = Api::namespaced(client.clone(), ns)
         .get(&crawler.spec.lake_ref.name)
         .await?;
-    let credentials = storage_credentials(&lake);
+    // A managed lake's crawl pods sign with the Crawler's own identity (the pod names its
+    // Secret); others with the lake's credentials.
+    let credentials = match std::env::var(ENV_CREDENTIALS_SECRET) {
+        Ok(name) if !name.is_empty() => identity_credentials(&name),
+        _ => storage_credentials(&lake),
+    };
     let secret_name = &credentials.secret_name;
-    let secret: Secret = Api::namespaced(client.clone(), ns).get(secret_name).await?;
+    let secret = read_secret(client, ns, secret_name).await?;
     let value = |key: &str| -> Result<String, CrawlError> {
         secret
             .data
@@ -159,6 +167,29 @@ pub async fn from_cluster(client: &Client, ns: &str, name: &str) -> Result<Crawl
         s3,
         only_keys: None,
     })
+}
+
+/// How long a crawl waits for its credentials Secret: a Crawler's identity Secret appears only
+/// once the lake's MinIO knows its keys, which may be just after a first crawl Job starts.
+const SECRET_WAIT: std::time::Duration = std::time::Duration::from_secs(90);
+
+/// The Secret `name`, waiting up to [`SECRET_WAIT`] for it to appear.
+async fn read_secret(client: &Client, ns: &str, name: &str) -> Result<Secret, CrawlError> {
+    let api: Api<Secret> = Api::namespaced(client.clone(), ns);
+    let deadline = tokio::time::Instant::now() + SECRET_WAIT;
+    loop {
+        if let Some(secret) = api.get_opt(name).await? {
+            return Ok(secret);
+        }
+        if tokio::time::Instant::now() > deadline {
+            return Err(CrawlError::Config(format!(
+                "Secret {ns}/{name} with the crawl's S3 keys does not exist (waited {} s)",
+                SECRET_WAIT.as_secs()
+            )));
+        }
+        tracing::info!(secret = %name, "waiting for the crawl's credentials Secret");
+        tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+    }
 }
 
 /// Writes `lastRun`, `tables` and `tableCount` into the Crawler's status (server-side apply,

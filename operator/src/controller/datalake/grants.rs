@@ -1,6 +1,7 @@
 //! The Grants stage of a lake: its Grants (same namespace, `lakeRef` naming it) compiled into
-//! Trino's access rules before the desired set is built (`desired::trino_access`), and each
-//! Grant's status — `Ready`, `enforcedBy` — written after the rules were applied.
+//! Trino's access rules before the desired set is built (`desired::trino_access`; data
+//! locations become MinIO identities, `identities`), and each Grant's status — `Ready`,
+//! `enforcedBy` — written after the rules were applied and MinIO synced.
 
 use std::collections::BTreeMap;
 
@@ -16,6 +17,7 @@ use serde_json::{Value, json};
 use super::super::context::Context;
 use super::super::error::{Error, KubeResultExt, namespace};
 use super::outcome::key;
+use crate::desired::identity::{Identities, LocationOutcome};
 use crate::desired::trino_access::{self, Enforcement, TableColumns};
 
 /// The lake's Grants and what Trino's rules make of them.
@@ -24,6 +26,13 @@ pub struct LakeGrants {
     /// Trino's access rules (`rules.json`).
     pub rules: Value,
     outcome: BTreeMap<String, Enforcement>,
+}
+
+impl LakeGrants {
+    /// The lake's live Grants.
+    pub fn grants(&self) -> &[Grant] {
+        &self.grants
+    }
 }
 
 /// List the lake's Grants, read the columns their column filters need, compile the rules.
@@ -95,8 +104,18 @@ async fn columns(lake: &DataLake, ctx: &Context, grants: &[Grant]) -> TableColum
     out
 }
 
+/// What a Grant's status says: ready, reason, message, and the engine enforcing it.
+type Verdict = (bool, &'static str, String, Option<&'static str>);
+
 /// Write each Grant's status (only when it changed); a refused Grant also gets a Warning event.
-pub async fn report(lake: &DataLake, ctx: &Context, grants: &LakeGrants) -> Result<(), Error> {
+/// `storage_ready`: the lake's storage stage (buckets and MinIO's users) went through.
+pub async fn report(
+    lake: &DataLake,
+    ctx: &Context,
+    grants: &LakeGrants,
+    identities: &Identities,
+    storage_ready: bool,
+) -> Result<(), Error> {
     let has_trino = lake
         .spec
         .query_engine
@@ -104,31 +123,11 @@ pub async fn report(lake: &DataLake, ctx: &Context, grants: &LakeGrants) -> Resu
         .is_some_and(|q| q.trino.is_some());
     for grant in &grants.grants {
         let name = grant.name_any();
-        let enforcement = grants
-            .outcome
-            .get(&name)
-            .cloned()
-            .unwrap_or(Enforcement::NotApplicable);
-        let (ready, reason, message, by) = match (&enforcement, has_trino) {
-            (Enforcement::Enforced, true) => (
-                true,
-                "Enforced",
-                format!("compiled into Trino's access rules (re-read every {} s)", trino_access::REFRESH_SECONDS),
-                Some("Trino"),
-            ),
-            (Enforcement::Enforced, false) => (
-                false,
-                "NoQueryEngine",
-                "the lake has no query engine (spec.queryEngine.trino) to enforce it".into(),
-                None,
-            ),
-            (Enforcement::Refused(reason, message), _) => (false, *reason, message.clone(), None),
-            (Enforcement::NotApplicable, _) => (
-                false,
-                "NotEnforced",
-                "data-location grants are not enforced yet: no engine checks object access by grant".into(),
-                None,
-            ),
+        let (ready, reason, message, by) = match grants.outcome.get(&name) {
+            Some(Enforcement::NotApplicable) | None => {
+                location_verdict(lake, grant, identities.locations.get(&name), storage_ready)
+            }
+            Some(enforcement) => trino_verdict(enforcement, has_trino),
         };
         if write_status(ctx, grant, ready, reason, &message, by).await? && !ready {
             ctx.event(
@@ -142,6 +141,75 @@ pub async fn report(lake: &DataLake, ctx: &Context, grants: &LakeGrants) -> Resu
         }
     }
     Ok(())
+}
+
+/// A database or table Grant: enforced by Trino's rules, when the lake has Trino.
+fn trino_verdict(enforcement: &Enforcement, has_trino: bool) -> Verdict {
+    match (enforcement, has_trino) {
+        (Enforcement::Enforced, true) => (
+            true,
+            "Enforced",
+            format!(
+                "compiled into Trino's access rules (re-read every {} s)",
+                trino_access::REFRESH_SECONDS
+            ),
+            Some("Trino"),
+        ),
+        (Enforcement::Enforced, false) => (
+            false,
+            "NoQueryEngine",
+            "the lake has no query engine (spec.queryEngine.trino) to enforce it".into(),
+            None,
+        ),
+        (Enforcement::Refused(reason, message), _) => (false, *reason, message.clone(), None),
+        (Enforcement::NotApplicable, _) => (false, "NotEnforced", String::new(), None),
+    }
+}
+
+/// A data-location Grant: enforced by MinIO once the principal's user holds its policy.
+fn location_verdict(
+    lake: &DataLake,
+    grant: &Grant,
+    outcome: Option<&LocationOutcome>,
+    storage_ready: bool,
+) -> Verdict {
+    let location = grant.spec.resource.data_location.as_ref().map(|l| {
+        let bucket = lake
+            .spec
+            .zones
+            .iter()
+            .find(|z| z.name == l.zone)
+            .map_or_else(|| l.zone.clone(), |z| lake.bucket_name(z));
+        format!("s3://{bucket}/{}", l.prefix)
+    });
+    match (outcome, storage_ready) {
+        (Some(LocationOutcome::Enforced { access_key, secret }), true) => (
+            true,
+            "Enforced",
+            format!(
+                "MinIO user {access_key} may use {} as granted; its keys are in Secret {secret}, readable only by the principal",
+                location.unwrap_or_default()
+            ),
+            Some("MinIO"),
+        ),
+        (Some(LocationOutcome::Enforced { access_key, .. }), false) => (
+            false,
+            "IdentityPending",
+            format!(
+                "waiting for the lake's storage to take MinIO user {access_key} (see the DataLake's StorageReady)"
+            ),
+            None,
+        ),
+        (Some(LocationOutcome::Refused(reason, message)), _) => {
+            (false, *reason, message.clone(), None)
+        }
+        (None, _) => (
+            false,
+            "NotEnforced",
+            "no engine enforces this Grant".into(),
+            None,
+        ),
+    }
 }
 
 /// Apply the Grant's status unless the live one already says it; whether it was written.

@@ -4,12 +4,15 @@
 //! 1. **validate** — `spec.paused` and what the schema cannot check; an invalid spec stops here.
 //! 2. **build** — `desired::lake::objects`: every Kubernetes object of the lake as one set
 //!    (pure; parts that cannot be built are refused and keep their live objects), with Trino's
-//!    access rules compiled from the lake's Grants (`grants`; their statuses follow the apply).
+//!    access rules compiled from the lake's Grants (`grants`); for managed storage, the S3
+//!    identities of its principals, Crawlers and Workflows are compiled too (`identities`).
 //! 3. **apply** — `controller::apply::Applier`: generated Secrets once, objects with workloads
 //!    last, then the lake's objects no longer desired are pruned.
-//! 4. **external** — what lives outside Kubernetes: the zones' buckets (`storage`), the
-//!    catalog's namespaces (`catalog`, with Lakekeeper's bootstrap in `managed_catalog`), and
-//!    Trino's readiness (`query`).
+//! 4. **external** — what lives outside Kubernetes: the zones' buckets and MinIO's users and
+//!    policies (`storage`, `identities`: the identities' Secrets are applied once MinIO holds
+//!    the users), the catalog's namespaces (`catalog`, with
+//!    Lakekeeper's bootstrap in `managed_catalog`), and Trino's readiness (`query`); then each
+//!    Grant's status says where it is enforced (`grants`).
 //! 5. **status** — `outcome::conclude`: refusals become conditions, Warning events and the
 //!    metric in one place; the status is written only when it changed.
 //!
@@ -17,6 +20,7 @@
 
 mod catalog;
 mod grants;
+mod identities;
 mod managed_catalog;
 mod objects;
 mod outcome;
@@ -37,9 +41,11 @@ use kube::runtime::finalizer::{Event as Finalizer, finalizer};
 use kube::runtime::reflector::ObjectRef;
 use kube::runtime::watcher;
 use kube::{Api, Resource, ResourceExt};
+use lakeform_api::crawler::Crawler;
 use lakeform_api::datalake::{DataLake, DeletionPolicy};
 use lakeform_api::grant::Grant;
 use lakeform_api::validate::validate_datalake;
+use lakeform_api::workflow::Workflow;
 
 use super::apply::Applier;
 use super::context::Context;
@@ -87,14 +93,16 @@ async fn apply(lake: &DataLake, ctx: &Context) -> Result<Action, Error> {
     }
     let endpoints = LakeEndpoints::for_lake(lake);
     let grants = grants::compile(lake, ctx).await?;
+    let identities = identities::compile(lake, ctx, grants.grants()).await?;
     let LakeObjects { set, invalid } = build(lake, ctx, &endpoints, &grants.rules)?;
     apply_objects(lake, ctx, set).await?;
-    grants::report(lake, ctx, &grants).await?;
     status.connection_config_map(&connection::name(lake));
     let mut stops = Vec::new();
-    stops.extend(storage::reconcile(lake, ctx, &invalid, &mut status).await?);
+    stops.extend(storage::reconcile(lake, ctx, &invalid, &identities, &mut status).await?);
     stops.extend(catalog::reconcile(lake, ctx, &invalid, &mut status).await?);
     stops.extend(query::reconcile(lake, ctx, &invalid, &mut status).await?);
+    let storage_ready = !stops.iter().any(|s| s.part == Part::Storage);
+    grants::report(lake, ctx, &grants, &identities, storage_ready).await?;
     conclude(lake, ctx, status, stops).await
 }
 
@@ -132,7 +140,8 @@ fn build(
     endpoints: &LakeEndpoints,
     rules: &serde_json::Value,
 ) -> Result<LakeObjects, Error> {
-    crate::desired::lake::objects(lake, endpoints, ctx.minio_webhook.as_ref(), rules).map_err(|e| {
+    let webhook = ctx.minio_webhook.as_ref();
+    crate::desired::lake::objects(lake, endpoints, webhook, rules).map_err(|e| {
         Error::Other(format!(
             "serializing the objects of DataLake {}: {e}",
             key(lake)
@@ -257,6 +266,23 @@ pub async fn run(
             |grant| {
                 let ns = grant.namespace()?;
                 Some(ObjectRef::new(&grant.spec.lake_ref.name).within(&ns))
+            },
+        )
+        // Crawlers' and Workflows' S3 identities are the lake's to make (and remove).
+        .watches(
+            scoped::<Crawler>(&client, &namespace),
+            watcher::Config::default(),
+            |crawler| {
+                let ns = crawler.namespace()?;
+                Some(ObjectRef::new(&crawler.spec.lake_ref.name).within(&ns))
+            },
+        )
+        .watches(
+            scoped::<Workflow>(&client, &namespace),
+            watcher::Config::default(),
+            |workflow| {
+                let ns = workflow.namespace()?;
+                Some(ObjectRef::new(&workflow.spec.lake_ref.name).within(&ns))
             },
         )
         .watches(

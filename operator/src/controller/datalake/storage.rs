@@ -1,5 +1,6 @@
 //! The storage stage, after the apply: an S3 connection (managed MinIO once its pods are
-//! ready, or the external endpoint) and the zones' buckets with their settings.
+//! ready, or the external endpoint), the zones' buckets with their settings, then managed
+//! MinIO's users and policies (`identities::sync`).
 
 use k8s_openapi::api::apps::v1::StatefulSet;
 use kube::runtime::events::EventType;
@@ -13,6 +14,7 @@ use super::super::metrics::WriteLabels;
 use super::STARTING_RECHECK;
 use super::outcome::{RETRY, Stop};
 use super::status::StatusBuilder;
+use crate::desired::identity::Identities;
 use crate::desired::lake::{Invalid, Part};
 use crate::desired::{self, buckets, minio};
 use crate::storage::{
@@ -117,6 +119,7 @@ pub async fn reconcile(
     lake: &DataLake,
     ctx: &Context,
     invalid: &Invalid,
+    identities: &Identities,
     status: &mut StatusBuilder,
 ) -> Result<Option<Stop>, Error> {
     let conn = match connection(lake, ctx, invalid).await? {
@@ -134,10 +137,21 @@ pub async fn reconcile(
         return Ok(Some(failed(status, &e, zones)));
     }
     status.zones(zones);
+    if let Some(stop) = super::identities::sync(lake, ctx, &st, identities).await {
+        return Ok(Some(stop));
+    }
+    let users = match identities.managed {
+        true => format!(", {} S3 identities", identities.list.len()),
+        false => String::new(),
+    };
     status.storage(
         true,
         "BucketsReady",
-        format!("{} bucket(s) ready at {}", desired.len(), conn.endpoint),
+        format!(
+            "{} bucket(s) ready at {}{users}",
+            desired.len(),
+            conn.endpoint
+        ),
     );
     Ok(None)
 }
