@@ -63,8 +63,9 @@ pub async fn least_privilege(
 }
 
 /// A Workflow's sql step signs with the Workflow's identity (its Job names that Secret and
-/// never the root one), reads `sales.orders` and writes `sales.order_totals`: Trino reads the
-/// same totals as from the source table.
+/// never the root one), reads `sales.orders` and overwrites `sales.order_totals` (a commit
+/// through Nessie's REST API with its `defaults.prefix`): Trino reads the same totals as from
+/// the source table.
 async fn workflow_signs_as_itself(ctx: &TestContext, lake: &str) -> Result<()> {
     let workflow = format!(
         "apiVersion: lakeform.dev/v1alpha1
@@ -77,7 +78,7 @@ spec:
       sql:
         statements: ['SELECT count(*) AS n, sum(amount) AS total FROM sales.orders']
         target: {{database: sales, table: order_totals}}
-        mode: Append
+        mode: Overwrite
   triggers: [{{name: manual, onDemand: {{}}}}]
 "
     );

@@ -15,7 +15,17 @@ fn err(context: &str) -> impl FnOnce(reqwest::Error) -> LakeError + '_ {
     }
 }
 
-/// `{uri}/v1/{prefix}` from the catalog's `/v1/config` overrides.
+/// The `prefix` a `/v1/config` answer sets: from `overrides`, else from `defaults`, as clients
+/// merge them (iceberg-rust: defaults < client properties < overrides). Nessie puts its prefix
+/// (`main%7C<warehouse>`, already percent-encoded) in `defaults` only; a base without it hits
+/// `/v1/namespaces/…`, which Nessie answers 404 with an empty body.
+fn config_prefix(config: &serde_json::Value) -> Option<&str> {
+    ["/overrides/prefix", "/defaults/prefix"]
+        .into_iter()
+        .find_map(|p| config.pointer(p).and_then(|v| v.as_str()))
+}
+
+/// `{uri}/v1/{prefix}` from the catalog's `/v1/config` answer.
 async fn base(http: &reqwest::Client, conn: &CatalogConn) -> Result<String, LakeError> {
     let uri = conn.uri.trim_end_matches('/');
     let mut req = http.get(format!("{uri}/v1/config"));
@@ -30,12 +40,10 @@ async fn base(http: &reqwest::Client, conn: &CatalogConn) -> Result<String, Lake
         .json()
         .await
         .map_err(err("GET /v1/config"))?;
-    Ok(
-        match config.pointer("/overrides/prefix").and_then(|p| p.as_str()) {
-            Some(p) if !p.is_empty() => format!("{uri}/v1/{p}"),
-            _ => format!("{uri}/v1"),
-        },
-    )
+    Ok(match config_prefix(&config) {
+        Some(p) if !p.is_empty() => format!("{uri}/v1/{p}"),
+        _ => format!("{uri}/v1"),
+    })
 }
 
 /// Sets and removes properties of a namespace (one level).
@@ -90,4 +98,25 @@ pub async fn commit_table(
         });
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::config_prefix;
+
+    #[test]
+    fn prefix_from_overrides_then_defaults() {
+        // Nessie 0.99.0's answer to `GET /iceberg/v1/config?warehouse=ml` (trimmed).
+        let nessie = serde_json::json!({
+            "defaults": { "prefix": "main%7Cml", "warehouse": "s3://b/warehouse" },
+            "overrides": { "nessie.prefix-pattern": "{ref}|{warehouse}" },
+        });
+        assert_eq!(config_prefix(&nessie), Some("main%7Cml"));
+        let both = serde_json::json!({
+            "defaults": { "prefix": "d" }, "overrides": { "prefix": "o" },
+        });
+        assert_eq!(config_prefix(&both), Some("o"));
+        let none = serde_json::json!({ "defaults": {}, "overrides": {} });
+        assert_eq!(config_prefix(&none), None);
+    }
 }
