@@ -181,8 +181,8 @@ granting what its creator does not hold, so every rule of those Roles is covered
 # `watches`); storage, catalog, workflow and event code read credentials (controller/lake.rs
 # `secret`, `get_opt`); crawl
 # Jobs' Role grants `get` on their credentials Secret (a managed lake's: the Crawler's identity).
-# A managed lake's S3 identity Secrets (desired/identity.rs) are applied and pruned with its set
-# (controller/apply.rs `Applier`: list, delete). The stores' generated credentials
+# A managed lake's S3 identity Secrets (desired/identity.rs `desired_set`) are applied and
+# pruned as one set once MinIO holds the users (controller/datalake/identities.rs: list, delete). The stores' generated credentials
 # carry no owner reference (they outlive a DataLake under deletionPolicy Retain) and are deleted
 # by its cleanup under Delete (controller/datalake/objects.rs `delete_kept_secrets`).
 - apiGroups: [""]
@@ -211,7 +211,7 @@ granting what its creator does not hold, so every rule of those Roles is covered
 # The Roles and RoleBindings of those ServiceAccounts (desired/crawler.rs and
 # desired/workflow_access.rs `role`, `role_binding`), applied with controller/apply.rs; the
 # identity Secrets' reader Roles and their bindings to Grant principals (desired/identity.rs
-# `objects`), applied and pruned with the lake's set (controller/apply.rs `Applier`: list,
+# `desired_set`), applied and pruned as one set (controller/datalake/identities.rs: list,
 # delete).
 - apiGroups: [rbac.authorization.k8s.io]
   resources: [roles, rolebindings]

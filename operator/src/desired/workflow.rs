@@ -579,6 +579,47 @@ spec:
     }
 
     #[test]
+    fn a_managed_lakes_steps_sign_with_identities_never_the_root_keys() {
+        let mut l = lake();
+        l.spec.storage = serde_yaml::from_str("managed: {}").expect("storage");
+        let w = workflow();
+        let r = a_run(&w);
+        let secrets = |step: usize| -> (Vec<String>, Option<String>) {
+            let job = step_job(&w, &r, &l, &w.spec.steps[step], 1, "img:1").expect("builds");
+            let pod = job.spec.and_then(|s| s.template.spec).expect("pod");
+            let env = pod.containers[0].env.clone().unwrap_or_default();
+            let refs = env
+                .iter()
+                .filter_map(|e| e.value_from.as_ref()?.secret_key_ref.as_ref())
+                .map(|s| s.name.clone())
+                .collect();
+            let named = env
+                .iter()
+                .find(|e| e.name == ENV_CREDENTIALS_SECRET)
+                .and_then(|e| e.value.clone());
+            (refs, named)
+        };
+        let (crawl_refs, crawl_named) = secrets(0);
+        assert_eq!(crawl_named.as_deref(), Some("orders-crawler-s3"));
+        assert!(
+            crawl_refs.iter().all(|s| s == "nightly-workflow-s3"),
+            "{crawl_refs:?}"
+        );
+        // report (container), transform (sql), pull (extract); spark is not a Job
+        for step in [1, 2, 4] {
+            let (refs, _) = secrets(step);
+            assert!(
+                refs.iter().all(|s| s != "sales-minio-root"),
+                "step {step} reads the root keys: {refs:?}"
+            );
+            assert!(
+                refs.contains(&"nightly-workflow-s3".to_string()),
+                "{refs:?}"
+            );
+        }
+    }
+
+    #[test]
     fn crawl_steps_run_the_crawl_as_the_crawler() {
         let w = workflow();
         let r = a_run(&w);

@@ -162,7 +162,12 @@ fn trino_verdict(enforcement: &Enforcement, has_trino: bool) -> Verdict {
             None,
         ),
         (Enforcement::Refused(reason, message), _) => (false, *reason, message.clone(), None),
-        (Enforcement::NotApplicable, _) => (false, "NotEnforced", String::new(), None),
+        (Enforcement::NotApplicable, _) => (
+            false,
+            "NotEnforced",
+            "no engine enforces this Grant".into(),
+            None,
+        ),
     }
 }
 

@@ -1,10 +1,9 @@
 //! The identities stage of a managed lake: before the build, its S3 identities are compiled
 //! (`desired::identity`: the data-location Grants' principals, the lake's Crawlers and
-//! Workflows, keys
-//! derived from the root secret key); once the buckets are ready, MinIO is made to agree
-//! (`storage::iam::sync`), with an event for every user made, re-keyed or removed, and only then
-//! are their Secrets and reader Roles applied (`identity::desired_set`): a Job never starts
-//! with keys MinIO does not know yet.
+//! Workflows, keys derived from the root secret key); once the buckets are ready, MinIO is made
+//! to agree (`storage::iam::sync`), with an event for every user made, re-keyed or removed, and
+//! only then are their Secrets and reader Roles applied (`identity::desired_set`): a Job never
+//! starts with keys MinIO does not know yet.
 
 use kube::api::ListParams;
 use kube::runtime::events::EventType;

@@ -10,9 +10,9 @@
 //!    last, then the lake's objects no longer desired are pruned.
 //! 4. **external** — what lives outside Kubernetes: the zones' buckets and MinIO's users and
 //!    policies (`storage`, `identities`: the identities' Secrets are applied once MinIO holds
-//!    the users), the catalog's namespaces (`catalog`, with
-//!    Lakekeeper's bootstrap in `managed_catalog`), and Trino's readiness (`query`); then each
-//!    Grant's status says where it is enforced (`grants`).
+//!    the users), the catalog's namespaces (`catalog`, with Lakekeeper's bootstrap in
+//!    `managed_catalog`), and Trino's readiness (`query`); then each Grant's status says where
+//!    it is enforced (`grants`).
 //! 5. **status** — `outcome::conclude`: refusals become conditions, Warning events and the
 //!    metric in one place; the status is written only when it changed.
 //!
