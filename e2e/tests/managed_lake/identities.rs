@@ -13,7 +13,7 @@ use k8s_openapi::api::authorization::v1::{
     ResourceAttributes, SubjectAccessReview, SubjectAccessReviewSpec,
 };
 use k8s_openapi::api::batch::v1::Job;
-use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::api::core::v1::{EnvVar, Secret};
 use k8s_openapi::api::rbac::v1::Role;
 use kube::api::{ListParams, PostParams};
 use lakeform_api::grant::Grant;
@@ -96,18 +96,7 @@ spec:
         .list(&ListParams::default().labels("lakeform.dev/workflow-run=totals-1"))
         .await?;
     for job in &jobs.items {
-        let env = job
-            .spec
-            .as_ref()
-            .and_then(|s| s.template.spec.as_ref())
-            .and_then(|p| p.containers.first())
-            .and_then(|c| c.env.clone())
-            .unwrap_or_default();
-        let secrets: Vec<String> = env
-            .iter()
-            .filter_map(|e| e.value_from.as_ref()?.secret_key_ref.as_ref())
-            .map(|s| s.name.clone())
-            .collect();
+        let secrets = env_secrets(&job_env(job));
         ensure!(
             !secrets.is_empty() && secrets.iter().all(|s| s == "totals-workflow-s3"),
             "the step's keys come from the Workflow's identity only: {secrets:?}"
@@ -137,11 +126,7 @@ async fn crawl_jobs_hold_no_root_keys(ctx: &TestContext) -> Result<()> {
         .await?;
     ensure!(!jobs.items.is_empty(), "no crawl Job of orders");
     for job in &jobs.items {
-        let pod = job.spec.as_ref().and_then(|s| s.template.spec.as_ref());
-        let env = pod
-            .and_then(|p| p.containers.first())
-            .and_then(|c| c.env.clone())
-            .unwrap_or_default();
+        let env = job_env(job);
         let named = env
             .iter()
             .find(|e| e.name == "LAKEFORM_S3_CREDENTIALS_SECRET")
@@ -150,11 +135,7 @@ async fn crawl_jobs_hold_no_root_keys(ctx: &TestContext) -> Result<()> {
             named.as_deref() == Some(CRAWLER_SECRET),
             "the crawl Job signs with {CRAWLER_SECRET}: {env:?}"
         );
-        let root = env.iter().filter_map(|e| e.value_from.as_ref()).any(|v| {
-            v.secret_key_ref
-                .as_ref()
-                .is_some_and(|s| s.name == "ml-minio-root")
-        });
+        let root = env_secrets(&env).iter().any(|s| s == "ml-minio-root");
         ensure!(!root, "a crawl Job reads the root keys: {env:?}");
     }
     let role = ctx.api::<Role>().get("orders-crawler").await?;
@@ -262,6 +243,24 @@ async fn revoke(ctx: &TestContext, bob: &aws_sdk_s3::Client) -> Result<()> {
     .await?;
     println!("identities: the Grant deleted, MinIO refused bob's keys after {revoked:.1} s");
     Ok(())
+}
+
+/// The environment of a Job's (first) container.
+fn job_env(job: &Job) -> Vec<EnvVar> {
+    job.spec
+        .as_ref()
+        .and_then(|s| s.template.spec.as_ref())
+        .and_then(|p| p.containers.first())
+        .and_then(|c| c.env.clone())
+        .unwrap_or_default()
+}
+
+/// The Secrets an environment takes values from.
+fn env_secrets(env: &[EnvVar]) -> Vec<String> {
+    env.iter()
+        .filter_map(|e| e.value_from.as_ref()?.secret_key_ref.as_ref())
+        .map(|s| s.name.clone())
+        .collect()
 }
 
 /// An S3 client signing with the keys in `secret`.

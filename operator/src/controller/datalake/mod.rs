@@ -230,6 +230,11 @@ fn lakes_using_secret(lakes: &[Arc<DataLake>], secret: &Secret) -> Vec<ObjectRef
         .collect()
 }
 
+/// The DataLake `name` in `namespace` (what a Grant's, Crawler's or Workflow's `lakeRef` names).
+fn lake_named(namespace: Option<String>, name: &str) -> Option<ObjectRef<DataLake>> {
+    Some(ObjectRef::new(name).within(&namespace?))
+}
+
 /// An `Api` for one namespace, or all.
 fn scoped<K>(client: &kube::Client, namespace: &Option<String>) -> Api<K>
 where
@@ -263,27 +268,18 @@ pub async fn run(
         .watches(
             scoped::<Grant>(&client, &namespace),
             watcher::Config::default(),
-            |grant| {
-                let ns = grant.namespace()?;
-                Some(ObjectRef::new(&grant.spec.lake_ref.name).within(&ns))
-            },
+            |grant| lake_named(grant.namespace(), &grant.spec.lake_ref.name),
         )
         // Crawlers' and Workflows' S3 identities are the lake's to make (and remove).
         .watches(
             scoped::<Crawler>(&client, &namespace),
             watcher::Config::default(),
-            |crawler| {
-                let ns = crawler.namespace()?;
-                Some(ObjectRef::new(&crawler.spec.lake_ref.name).within(&ns))
-            },
+            |crawler| lake_named(crawler.namespace(), &crawler.spec.lake_ref.name),
         )
         .watches(
             scoped::<Workflow>(&client, &namespace),
             watcher::Config::default(),
-            |workflow| {
-                let ns = workflow.namespace()?;
-                Some(ObjectRef::new(&workflow.spec.lake_ref.name).within(&ns))
-            },
+            |workflow| lake_named(workflow.namespace(), &workflow.spec.lake_ref.name),
         )
         .watches(
             scoped::<Secret>(&client, &namespace),
