@@ -1,5 +1,5 @@
 //! Extracts from MariaDB (the e2e server `e2e/up` starts; `engine: Mysql`) through the real
-//! Job controller and the pod runner: a `Snapshot` workflow, then an `Incremental` one with a
+//! Job controller and step Jobs on the node: a `Snapshot` workflow, then an `Incremental` one with a
 //! single-column bookmark (`customers`), a compound bookmark on a table without a primary key
 //! (`ledger`: `(day, line)`, appended) and a `Descending` bookmark (`countdown`); `tmp_scratch`
 //! is excluded by a pattern. PyIceberg reads every lake table and it equals the source, value
