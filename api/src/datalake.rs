@@ -625,6 +625,15 @@ pub struct ZoneStatus {
 }
 
 impl DataLake {
+    /// Bucket name of the zone called `zone`, if the lake has it.
+    pub fn zone_bucket(&self, zone: &str) -> Option<String> {
+        self.spec
+            .zones
+            .iter()
+            .find(|z| z.name == zone)
+            .map(|z| self.bucket_name(z))
+    }
+
     /// Bucket name of a zone: the explicit one, else `<lake>-<zone>`.
     pub fn bucket_name(&self, zone: &ZoneSpec) -> String {
         zone.bucket.clone().unwrap_or_else(|| {

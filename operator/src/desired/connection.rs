@@ -125,9 +125,8 @@ pub fn warehouse_bucket(lake: &DataLake) -> String {
         .catalog
         .as_ref()
         .and_then(|cat| cat.databases.first())
-        .and_then(|db| lake.spec.zones.iter().find(|z| z.name == db.zone))
-        .or(lake.spec.zones.first())
-        .map(|z| lake.bucket_name(z))
+        .and_then(|db| lake.zone_bucket(&db.zone))
+        .or_else(|| lake.spec.zones.first().map(|z| lake.bucket_name(z)))
         .unwrap_or_default()
 }
 

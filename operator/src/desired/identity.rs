@@ -102,8 +102,13 @@ pub fn is_identity_key(access_key: &str) -> bool {
 /// What became of a data-location Grant.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum LocationOutcome {
-    /// Part of `identity`'s policy; its keys are in Secret `secret`.
-    Enforced { access_key: String, secret: String },
+    /// Part of the policy of MinIO user `access_key` for `location` (`s3://bucket/prefix`);
+    /// its keys are in Secret `secret`.
+    Enforced {
+        access_key: String,
+        secret: String,
+        location: String,
+    },
     /// Not enforced: reason and message.
     Refused(&'static str, String),
 }
@@ -168,12 +173,13 @@ pub fn compile(
 
 /// One identity per principal with at least one data-location Grant that gives object access.
 fn principals(lake: &DataLake, grants: &[&Grant], keys: &Keyring, out: &mut Identities) {
-    let mut statements: BTreeMap<String, (Principal, Vec<Value>, Vec<String>)> = BTreeMap::new();
+    type Granted = (Principal, Vec<Value>, Vec<(String, String)>);
+    let mut statements: BTreeMap<String, Granted> = BTreeMap::new();
     for g in grants {
         let Some(loc) = g.spec.resource.data_location.as_ref() else {
             continue;
         };
-        let Some(zone) = lake.spec.zones.iter().find(|z| z.name == loc.zone) else {
+        let Some(bucket) = lake.zone_bucket(&loc.zone) else {
             let message = format!(
                 "spec.resource.dataLocation.zone: the lake has no zone {:?}",
                 loc.zone
@@ -197,14 +203,14 @@ fn principals(lake: &DataLake, grants: &[&Grant], keys: &Keyring, out: &mut Iden
         let entry = statements
             .entry(principal_key(&principal))
             .or_insert_with(|| (principal.clone(), Vec::new(), Vec::new()));
-        entry.1.extend(location_statements(
-            &lake.bucket_name(zone),
-            &loc.prefix,
-            &actions,
-        ));
-        entry.2.push(g.name_any());
+        entry
+            .1
+            .extend(location_statements(&bucket, &loc.prefix, &actions));
+        entry
+            .2
+            .push((g.name_any(), format!("s3://{bucket}/{}", loc.prefix)));
     }
-    for (key, (principal, statements, grant_names)) in statements {
+    for (key, (principal, statements, granted)) in statements {
         let access_key = access_key(lake, &format!("principal/{key}"));
         let identity = Identity {
             of: key.replacen('/', " ", 1),
@@ -214,10 +220,11 @@ fn principals(lake: &DataLake, grants: &[&Grant], keys: &Keyring, out: &mut Iden
             readers: vec![subject(&principal)],
             access_key,
         };
-        for name in grant_names {
+        for (name, location) in granted {
             let outcome = LocationOutcome::Enforced {
                 access_key: identity.access_key.clone(),
                 secret: identity.secret_name.clone(),
+                location,
             };
             out.locations.insert(name, outcome);
         }
@@ -307,30 +314,31 @@ fn policy(statements: Vec<Value>) -> Value {
     json!({"Version": "2012-10-17", "Statement": statements})
 }
 
+/// What a Job writes where a database's tables live: data and metadata files, multipart.
+const READ_WRITE: [&str; 3] = ["s3:GetObject", "s3:PutObject", "s3:AbortMultipartUpload"];
+
 /// A Crawler's identity: read its targets; read and write its database's location (where the
 /// catalog puts its tables' metadata and ingested data).
 fn crawler_identity(lake: &DataLake, crawler: &Crawler, keys: &Keyring) -> Identity {
     let mut statements = Vec::new();
     for t in &crawler.spec.targets {
-        if let Some(zone) = lake.spec.zones.iter().find(|z| z.name == t.zone) {
-            let bucket = lake.bucket_name(zone);
+        if let Some(bucket) = lake.zone_bucket(&t.zone) {
             statements.extend(location_statements(&bucket, &t.prefix, &["s3:GetObject"]));
         }
     }
     if let Some(bucket) = database_bucket(lake, &crawler.spec.database) {
         let prefix = format!("{}/", crawler.spec.database);
-        let rw = ["s3:GetObject", "s3:PutObject", "s3:AbortMultipartUpload"];
-        statements.extend(location_statements(&bucket, &prefix, &rw));
+        statements.extend(location_statements(&bucket, &prefix, &READ_WRITE));
     }
-    let access_key = access_key(lake, &format!("crawler/{}", crawler.name_any()));
-    Identity {
-        of: format!("Crawler {}", crawler.name_any()),
-        secret_key: keys.secret_key(&access_key),
-        policy: policy(statements),
-        secret_name: crawler_secret_name(&crawler.name_any()),
-        readers: Vec::new(),
-        access_key,
-    }
+    let name = crawler.name_any();
+    job_identity(
+        lake,
+        keys,
+        "Crawler",
+        &name,
+        crawler_secret_name(&name),
+        statements,
+    )
 }
 
 /// A Workflow's identity, used by all its sql, extract, container and spark steps (its crawl
@@ -359,32 +367,55 @@ fn workflow_identity(lake: &DataLake, workflow: &Workflow, keys: &Keyring) -> Id
     }
     for db in writes {
         if let Some(bucket) = database_bucket(lake, db) {
-            let rw = ["s3:GetObject", "s3:PutObject", "s3:AbortMultipartUpload"];
-            statements.extend(location_statements(&bucket, &format!("{db}/"), &rw));
+            statements.extend(location_statements(&bucket, &format!("{db}/"), &READ_WRITE));
         }
     }
-    let access_key = access_key(lake, &format!("workflow/{}", workflow.name_any()));
+    let name = workflow.name_any();
+    job_identity(
+        lake,
+        keys,
+        "Workflow",
+        &name,
+        workflow_secret_name(&name),
+        statements,
+    )
+}
+
+/// The identity of the Jobs of `kind` `name` (their own pods read the Secret: no readers).
+fn job_identity(
+    lake: &DataLake,
+    keys: &Keyring,
+    kind: &str,
+    name: &str,
+    secret_name: String,
+    statements: Vec<Value>,
+) -> Identity {
+    let access_key = access_key(lake, &format!("{}/{name}", kind.to_ascii_lowercase()));
     Identity {
-        of: format!("Workflow {}", workflow.name_any()),
+        of: format!("{kind} {name}"),
         secret_key: keys.secret_key(&access_key),
         policy: policy(statements),
-        secret_name: workflow_secret_name(&workflow.name_any()),
+        secret_name,
         readers: Vec::new(),
         access_key,
     }
 }
 
-/// The bucket of `database`'s location: its zone's when the lake declares it, else the first
-/// declared database's (the managed catalog's warehouse).
+/// The bucket of `database`'s location: its zone's when the lake declares it, else the managed
+/// catalog's warehouse (`connection::warehouse_bucket`), where the catalog puts namespaces the
+/// lake does not declare.
 pub fn database_bucket(lake: &DataLake, database: &str) -> Option<String> {
-    let catalog = lake.spec.catalog.as_ref()?;
-    let db = catalog
+    let declared = lake
+        .spec
+        .catalog
+        .as_ref()?
         .databases
         .iter()
-        .find(|d| d.name == database)
-        .or(catalog.databases.first())?;
-    let zone = lake.spec.zones.iter().find(|z| z.name == db.zone)?;
-    Some(lake.bucket_name(zone))
+        .find(|d| d.name == database);
+    match declared {
+        Some(db) => lake.zone_bucket(&db.zone),
+        None => Some(super::connection::warehouse_bucket(lake)).filter(|b| !b.is_empty()),
+    }
 }
 
 /// `lf` + 18 hex digits naming `what` of `lake`.
@@ -646,7 +677,11 @@ mod tests {
                 ids.locations[name],
                 LocationOutcome::Enforced {
                     access_key: bob.access_key.clone(),
-                    secret: "sales-s3-user-bob".into()
+                    secret: "sales-s3-user-bob".into(),
+                    location: match name {
+                        "bob-orders" => "s3://sales-raw/orders/".into(),
+                        _ => "s3://sales-curated/drop/".into(),
+                    },
                 }
             );
         }
@@ -728,6 +763,25 @@ mod tests {
             )
         );
         assert_eq!(resources.len(), 6, "nothing else: {resources:?}");
+    }
+
+    #[test]
+    fn an_undeclared_database_lives_in_the_catalogs_warehouse() {
+        let l = lake(MANAGED);
+        assert_eq!(
+            database_bucket(&l, "sales").as_deref(),
+            Some("sales-curated")
+        );
+        assert_eq!(
+            database_bucket(&l, "other").as_deref(),
+            Some("sales-curated")
+        );
+        let bare =
+            lake("  storage: {managed: {}}\n  zones: [{name: raw}]\n  catalog: {managed: {}}\n");
+        assert_eq!(
+            database_bucket(&bare, "landing").as_deref(),
+            Some("sales-raw")
+        );
     }
 
     #[test]

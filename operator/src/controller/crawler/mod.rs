@@ -412,13 +412,13 @@ async fn listen(
 fn sources(crawler: &Crawler, lake: &DataLake) -> Result<Vec<notifications::Source>, String> {
     let mut sources = Vec::new();
     for target in &crawler.spec.targets {
-        let Some(zone) = lake.spec.zones.iter().find(|z| z.name == target.zone) else {
+        let Some(bucket) = lake.zone_bucket(&target.zone) else {
             continue; // validation reports unknown zones before this point
         };
         let excludes = lakeform_worker::crawl::listing::Excludes::new(&target.exclude)
             .map_err(|e| e.to_string())?;
         sources.push(notifications::Source {
-            bucket: lake.bucket_name(zone),
+            bucket,
             prefix: target.prefix.clone(),
             excludes,
         });

@@ -37,11 +37,8 @@ pub fn desired_properties(
         .iter()
         .map(|db| {
             let mut props = db.properties.clone();
-            if let Some(zone) = lake.spec.zones.iter().find(|z| z.name == db.zone) {
-                props.insert(
-                    "location".into(),
-                    format!("s3://{}/{}", lake.bucket_name(zone), db.name),
-                );
+            if let Some(bucket) = lake.zone_bucket(&db.zone) {
+                props.insert("location".into(), format!("s3://{bucket}/{}", db.name));
             }
             if let Some(d) = &db.description {
                 props.insert("comment".into(), d.clone());

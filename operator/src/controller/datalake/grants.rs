@@ -125,7 +125,7 @@ pub async fn report(
         let name = grant.name_any();
         let (ready, reason, message, by) = match grants.outcome.get(&name) {
             Some(Enforcement::NotApplicable) | None => {
-                location_verdict(lake, grant, identities.locations.get(&name), storage_ready)
+                location_verdict(identities.locations.get(&name), storage_ready)
             }
             Some(enforcement) => trino_verdict(enforcement, has_trino),
         };
@@ -172,28 +172,20 @@ fn trino_verdict(enforcement: &Enforcement, has_trino: bool) -> Verdict {
 }
 
 /// A data-location Grant: enforced by MinIO once the principal's user holds its policy.
-fn location_verdict(
-    lake: &DataLake,
-    grant: &Grant,
-    outcome: Option<&LocationOutcome>,
-    storage_ready: bool,
-) -> Verdict {
-    let location = grant.spec.resource.data_location.as_ref().map(|l| {
-        let bucket = lake
-            .spec
-            .zones
-            .iter()
-            .find(|z| z.name == l.zone)
-            .map_or_else(|| l.zone.clone(), |z| lake.bucket_name(z));
-        format!("s3://{bucket}/{}", l.prefix)
-    });
+fn location_verdict(outcome: Option<&LocationOutcome>, storage_ready: bool) -> Verdict {
     match (outcome, storage_ready) {
-        (Some(LocationOutcome::Enforced { access_key, secret }), true) => (
+        (
+            Some(LocationOutcome::Enforced {
+                access_key,
+                secret,
+                location,
+            }),
+            true,
+        ) => (
             true,
             "Enforced",
             format!(
-                "MinIO user {access_key} may use {} as granted; its keys are in Secret {secret}, readable only by the principal",
-                location.unwrap_or_default()
+                "MinIO user {access_key} may use {location} as granted; its keys are in Secret {secret}, readable only by the principal"
             ),
             Some("MinIO"),
         ),

@@ -36,7 +36,7 @@ fn unavailable(message: String) -> Refusal {
 
 /// What the trigger `name` listens to: its zone's bucket, under its prefix.
 fn sources(lake: &DataLake, name: &str, e: &EventTrigger) -> Result<Vec<Source>, Refusal> {
-    let Some(zone) = lake.spec.zones.iter().find(|z| z.name == e.zone) else {
+    let Some(bucket) = lake.zone_bucket(&e.zone) else {
         return Err(unavailable(format!(
             "trigger {name}: zone {} is not a zone of DataLake {}",
             e.zone,
@@ -45,7 +45,7 @@ fn sources(lake: &DataLake, name: &str, e: &EventTrigger) -> Result<Vec<Source>,
     };
     let excludes = Excludes::new(&[]).map_err(|err| unavailable(err.to_string()))?;
     Ok(vec![Source {
-        bucket: lake.bucket_name(zone),
+        bucket,
         prefix: e.prefix.clone(),
         excludes,
     }])
