@@ -604,7 +604,8 @@ pub struct Endpoints {
     /// Iceberg REST catalog URI.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub catalog: Option<String>,
-    /// Trino coordinator URI.
+    /// Trino coordinator URI for clients: HTTPS, verified with the CA certificate in the
+    /// ConfigMap `<lake>-trino-ca`; logins are in the `<lake>-trino-*` Secrets.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub trino: Option<String>,
 }

@@ -52,9 +52,13 @@ pub struct GrantSpec {
     pub grantable: bool,
 }
 
-/// A principal: a Kubernetes ServiceAccount, user or group. In Trino a `User` is the user name
-/// itself, a `ServiceAccount` the user `system:serviceaccount:<namespace>:<name>` (as the API
-/// server names it; `namespace` defaults to the Grant's), a `Group` a Trino group.
+/// A principal: a Kubernetes ServiceAccount, user or group. Each gets a Trino login whose
+/// password is in the Secret `<lake>-trino-<user|group|sa>-<name>` that only the principal may
+/// read (`TRINO_USER`, `TRINO_PASSWORD`, `TRINO_URI`). In Trino a `User` is the user name
+/// itself (no `:` in it: basic authentication cannot carry one), a `ServiceAccount` the user
+/// `system:serviceaccount:<namespace>:<name>` (as the API server names it; `namespace`
+/// defaults to the Grant's; it logs in as `system/serviceaccount/<namespace>/<name>`), a
+/// `Group` one login shared by its members, the user `group/<name>`.
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[serde(rename_all = "camelCase")]
 #[x_kube(validation = Rule::new("self.kind == 'ServiceAccount' || !has(self.__namespace__)")

@@ -43,7 +43,7 @@ enum Command {
         #[command(subcommand)]
         command: BlueprintCommand,
     },
-    /// Run SQL on a DataLake's Trino (through the API server) and print the rows.
+    /// Run SQL on a DataLake's Trino (logged in, over a port-forward) and print the rows.
     Query(crate::cli_query::QueryArgs),
     /// Print who may do what on a DataLake: one line per Grant and where it is enforced.
     Access(crate::cli_access::AccessArgs),

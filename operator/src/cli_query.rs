@@ -1,26 +1,41 @@
 //! `lakeform query NS/LAKE "SQL"`: the lake's SQL, answered by its Trino coordinator — the
 //! Athena of the lake, from wherever `kubectl` works.
 //!
-//! The statement goes through the API server's service proxy
-//! (`/api/v1/namespaces/<ns>/services/<lake>-trino:8080/proxy/v1/statement`), so it needs no
-//! port-forward and no route into the cluster: only `get` on `services/proxy` in the lake's
-//! namespace. It speaks Trino's client protocol (<https://trino.io/docs/current/develop/client-protocol.html>):
-//! `POST /v1/statement` with the SQL and `X-Trino-User` (the user that selects the workgroup),
-//! then `GET` each `nextUri` — rewritten onto the proxy, as the coordinator names itself by its
-//! in-cluster address — until there is none. Rows are printed as they arrive, tab-separated
-//! under a header line; a failed query prints Trino's own error and exits non-zero.
+//! - **Who you are**: Trino authenticates every user by password (`desired::trino_auth`).
+//!   `--user U` logs in as U with the password from U's login Secret in the lake's namespace
+//!   (`<lake>-trino-user-<U>`, `<lake>-trino-admin` for the default admin, …), which only U
+//!   may read — or with `$LAKEFORM_TRINO_PASSWORD` when set. Reading the Secret needs `get` on
+//!   it; the rest needs `get configmaps`, `list pods` and `create pods/portforward` in the
+//!   lake's namespace.
+//! - **How it gets there**: HTTPS through a port-forward to the coordinator pod's port 8443
+//!   (`cli_forward`; the API server's service proxy would strip the `Authorization` header),
+//!   verified with the lake's CA certificate from the ConfigMap `<lake>-trino-ca` against the
+//!   Service's DNS name.
+//! - **What it speaks**: Trino's client protocol
+//!   (<https://trino.io/docs/current/develop/client-protocol.html>): `POST /v1/statement` with
+//!   the SQL, then `GET` each `nextUri` — rewritten onto the forward, as the coordinator names
+//!   itself by its in-cluster address — until there is none. Rows are printed as they arrive,
+//!   tab-separated under a header line; a failed query prints Trino's own error and exits
+//!   non-zero.
 
 use std::io::Write;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
+use k8s_openapi::api::core::v1::{ConfigMap, Secret};
 use kube::Api;
 use lakeform_api::datalake::DataLake;
 use serde::Deserialize;
 use serde_json::Value;
 
-use crate::desired::trino;
+use crate::desired::{meta, trino, trino_auth};
+
+/// Environment variable with a password to use instead of the login Secret's.
+pub const PASSWORD_ENV: &str = "LAKEFORM_TRINO_PASSWORD";
+
+/// How long one HTTP exchange with Trino may take.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Arguments of `lakeform query`.
 #[derive(clap::Args, Debug)]
@@ -29,8 +44,10 @@ pub struct QueryArgs {
     pub lake: String,
     /// The SQL statement.
     pub sql: String,
-    /// Trino user the query runs as (it selects the workgroup: `spec.queryEngine.workgroups[].users`).
-    #[arg(long, default_value = "lakeform")]
+    /// Trino user the query runs as: `lakeform` (the admin), a user name, `group/<name>` or
+    /// `system:serviceaccount:<ns>:<name>`. Its password is read from its login Secret (or
+    /// `$LAKEFORM_TRINO_PASSWORD`); it selects the workgroup (`spec.queryEngine.workgroups[].users`).
+    #[arg(long, default_value = trino_auth::ADMIN_USER)]
     pub user: String,
     /// Default schema (a catalog database) for unqualified table names.
     #[arg(long)]
@@ -67,6 +84,12 @@ struct QueryError {
     error_name: Option<String>,
 }
 
+/// A Trino login: basic-authentication name and password.
+struct Credentials {
+    login: String,
+    password: String,
+}
+
 /// Run `args.sql` on the lake's Trino and print its rows to `out`.
 pub async fn run(args: &QueryArgs, out: &mut impl Write) -> anyhow::Result<()> {
     let (ns, name) = crate::cli::split_ref("DataLake", &args.lake)?;
@@ -83,21 +106,37 @@ pub async fn run(args: &QueryArgs, out: &mut impl Write) -> anyhow::Result<()> {
     else {
         bail!("DataLake {ns}/{name} has no query engine (spec.queryEngine.trino)");
     };
-    let proxy = format!(
-        "/api/v1/namespaces/{ns}/services/{}:{}/proxy",
-        trino::service_name(&lake),
-        trino::HTTP_PORT
-    );
+    let credentials = credentials(&client, &lake, ns, &args.user).await?;
+    let selector = meta::selector(name, trino::COORDINATOR_COMPONENT)
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join(",");
+    let port = u16::try_from(trino_auth::HTTPS_PORT)?;
+    let forward = crate::cli_forward::start(&client, ns, &selector, port).await?;
+    // The certificate names the Service: connect to that name, resolved to the forward.
+    let host = trino_auth::dns_names(&lake).pop().unwrap_or_default();
+    let base = format!("https://{host}:{}", forward.addr.port());
+    let http = reqwest::Client::builder()
+        .timeout(REQUEST_TIMEOUT)
+        .tls_built_in_root_certs(false)
+        .add_root_certificate(ca_certificate(&client, &lake, ns).await?)
+        .resolve(&host, forward.addr)
+        .build()
+        .context("building the HTTP client")?;
     let deadline = Instant::now() + Duration::from_secs(args.timeout);
-    let first = http::Request::post(format!("{proxy}/v1/statement"))
-        .header("X-Trino-User", &args.user)
+    let request = |r: reqwest::RequestBuilder| {
+        r.basic_auth(&credentials.login, Some(&credentials.password))
+            .header("X-Trino-User", &args.user)
+    };
+    let first = request(http.post(format!("{base}/v1/statement")))
         .header("X-Trino-Catalog", &engine.catalog_name)
         .header("X-Trino-Source", "lakeform-cli");
     let first = match &args.schema {
         Some(schema) => first.header("X-Trino-Schema", schema),
         None => first,
     };
-    let mut page = send(&client, first.body(args.sql.clone().into_bytes())?).await?;
+    let mut page = send(first.body(args.sql.clone()), &credentials).await?;
     let mut header = false;
     loop {
         if let Some(e) = &page.error {
@@ -111,33 +150,109 @@ pub async fn run(args: &QueryArgs, out: &mut impl Write) -> anyhow::Result<()> {
         if Instant::now() > deadline {
             bail!("the query did not finish within {} s", args.timeout);
         }
-        let path = proxied(&proxy, &next)?;
-        let request = http::Request::get(path).header("X-Trino-User", &args.user);
-        page = send(&client, request.body(Vec::new())?).await?;
+        let url = forwarded(&base, &next)?;
+        page = send(request(http.get(url)), &credentials).await?;
     }
 }
 
-/// `next` (the coordinator's own absolute URI) as a path under the service proxy.
-fn proxied(proxy: &str, next: &str) -> anyhow::Result<String> {
+/// The lake's CA certificate, from its public ConfigMap `<lake>-trino-ca`.
+async fn ca_certificate(
+    client: &kube::Client,
+    lake: &DataLake,
+    ns: &str,
+) -> anyhow::Result<reqwest::Certificate> {
+    let name = trino_auth::ca_config_map_name(lake);
+    let map = Api::<ConfigMap>::namespaced(client.clone(), ns)
+        .get(&name)
+        .await
+        .with_context(|| format!("reading the lake's CA certificate (ConfigMap {ns}/{name})"))?;
+    let pem = map
+        .data
+        .as_ref()
+        .and_then(|d| d.get(trino_auth::CA_FILE))
+        .with_context(|| format!("ConfigMap {ns}/{name} has no {}", trino_auth::CA_FILE))?;
+    reqwest::Certificate::from_pem(pem.as_bytes())
+        .with_context(|| format!("the CA certificate in ConfigMap {ns}/{name}"))
+}
+
+/// The login of `user` and its password: `$LAKEFORM_TRINO_PASSWORD`, or its login Secret's.
+async fn credentials(
+    client: &kube::Client,
+    lake: &DataLake,
+    ns: &str,
+    user: &str,
+) -> anyhow::Result<Credentials> {
+    let principal = trino_auth::principal_of_user(user);
+    let (login, secret_name) = match user == trino_auth::ADMIN_USER {
+        true => (user.to_string(), trino_auth::admin_secret_name(lake)),
+        false => match trino_auth::login_name(&principal) {
+            Some(login) => (login, trino_auth::login_secret_name(lake, &principal)),
+            None => bail!(
+                "{user:?} cannot log in to Trino: basic authentication carries no ':' in a user name, and system/… and group/… are reserved"
+            ),
+        },
+    };
+    if let Ok(password) = std::env::var(PASSWORD_ENV) {
+        return Ok(Credentials { login, password });
+    }
+    let secret = Api::<Secret>::namespaced(client.clone(), ns)
+        .get_opt(&secret_name)
+        .await
+        .map_err(|e| match e {
+            kube::Error::Api(s) if s.code == 403 => anyhow::anyhow!(
+                "you may not read the Trino login Secret {ns}/{secret_name} of user {user}: only that principal may (or set {PASSWORD_ENV})"
+            ),
+            other => anyhow::Error::new(other)
+                .context(format!("reading the Trino login Secret {ns}/{secret_name}")),
+        })?;
+    let Some(secret) = secret else {
+        bail!(
+            "user {user} has no Trino login in this lake (no Secret {ns}/{secret_name}): logins are made for the admin, the users of workgroups and the principals of Grants"
+        );
+    };
+    let value = |key: &str| {
+        secret
+            .data
+            .as_ref()
+            .and_then(|d| d.get(key))
+            .and_then(|v| String::from_utf8(v.0.clone()).ok())
+    };
+    match (value(trino_auth::USER_KEY), value(trino_auth::PASSWORD_KEY)) {
+        (Some(login), Some(password)) => Ok(Credentials { login, password }),
+        _ => bail!(
+            "Secret {ns}/{secret_name} lacks {} or {}",
+            trino_auth::USER_KEY,
+            trino_auth::PASSWORD_KEY
+        ),
+    }
+}
+
+/// `next` (the coordinator's own absolute URI) on the forward's `base`.
+fn forwarded(base: &str, next: &str) -> anyhow::Result<String> {
     let url = reqwest::Url::parse(next).with_context(|| format!("Trino's nextUri {next:?}"))?;
     Ok(match url.query() {
-        Some(q) => format!("{proxy}{}?{q}", url.path()),
-        None => format!("{proxy}{}", url.path()),
+        Some(q) => format!("{base}{}?{q}", url.path()),
+        None => format!("{base}{}", url.path()),
     })
 }
 
-async fn send(client: &kube::Client, request: http::Request<Vec<u8>>) -> anyhow::Result<Page> {
-    let uri = request.uri().to_string();
-    let text = client.request_text(request).await.map_err(|e| match e {
-        // A proxied error page (Trino's or the API server's): its first line says it.
-        kube::Error::Api(status) => anyhow::anyhow!(
-            "calling Trino through the API server ({uri}): HTTP {}: {}",
-            status.code,
-            status.message.lines().next().unwrap_or_default()
-        ),
-        other => anyhow::Error::new(other)
-            .context(format!("calling Trino through the API server ({uri})")),
-    })?;
+/// Send one request; a refused login or an error page becomes a one-line error.
+async fn send(request: reqwest::RequestBuilder, credentials: &Credentials) -> anyhow::Result<Page> {
+    let response = request.send().await.context("calling Trino")?;
+    let status = response.status();
+    let text = response.text().await.context("reading Trino's answer")?;
+    if status == reqwest::StatusCode::UNAUTHORIZED {
+        bail!(
+            "Trino refused the credentials of login {} (HTTP 401)",
+            credentials.login
+        );
+    }
+    if !status.is_success() {
+        bail!(
+            "Trino answered HTTP {status}: {}",
+            text.lines().next().unwrap_or_default()
+        );
+    }
     serde_json::from_str(&text).with_context(|| {
         let start: String = text.chars().take(200).collect();
         format!("Trino's answer is not a protocol page: {start}")
@@ -171,15 +286,15 @@ mod tests {
     use super::*;
 
     #[test]
-    fn next_uris_are_rewritten_onto_the_proxy() {
-        let proxy = "/api/v1/namespaces/team/services/sales-trino:8080/proxy";
+    fn next_uris_are_rewritten_onto_the_forward() {
+        let base = "http://127.0.0.1:40123";
         assert_eq!(
-            proxied(
-                proxy,
+            forwarded(
+                base,
                 "http://sales-trino.team.svc.cluster.local:8080/v1/statement/queued/20261201_1/y1?a=1"
             )
             .expect("parses"),
-            format!("{proxy}/v1/statement/queued/20261201_1/y1?a=1")
+            format!("{base}/v1/statement/queued/20261201_1/y1?a=1")
         );
     }
 

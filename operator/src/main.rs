@@ -5,11 +5,13 @@ mod catalog;
 mod cli;
 mod cli_access;
 mod cli_blueprint;
+mod cli_forward;
 mod cli_query;
 mod controller;
 mod desired;
 mod engine;
 mod storage;
+mod tls;
 
 use std::process::ExitCode;
 

@@ -95,7 +95,7 @@ async fn managed_catalog_and_trino_objects() -> Result<()> {
         "{endpoints:?}"
     );
     ensure!(
-        endpoints.trino == Some(format!("http://mc-trino.{ns}.svc.cluster.local:8080")),
+        endpoints.trino == Some(format!("https://mc-trino.{ns}.svc.cluster.local:8443")),
         "{endpoints:?}"
     );
 

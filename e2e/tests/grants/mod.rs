@@ -1,11 +1,13 @@
 //! Grants enforced by the lake's real Trino: a DataLake on the environment's MinIO and a REST
 //! catalog of the test's own, with a Trino coordinator from the image built here. The admin
 //! user makes two tables through Trino; then a Grant gives `alice` three columns of `orders`
-//! and only the rows of one country. Trino returns exactly those rows and columns, refuses
-//! another column, another table and a user without a Grant; deleting the Grant revokes it and
-//! applying it again restores it, each within the measured time (the kubelet's ConfigMap
-//! refresh plus Trino's re-read). A second Grant for the same table and a data-location Grant
-//! report why they are not enforced.
+//! and only the rows of one country, and `bob` gets only a data location. Trino returns alice
+//! exactly those rows and columns, refuses another column, another table, and bob (who has a
+//! login but no table Grant). Trino authenticates every user: alice's name with bob's
+//! password, or a user without a login, is refused (HTTP 401). Deleting alice's Grant revokes
+//! it (her rules and her login) and applying it again restores it, each within the measured
+//! time (the kubelet's volume refresh plus Trino's re-read). A second Grant for the same table
+//! and a data-location Grant report why they are not enforced.
 
 use std::time::{Duration, Instant};
 
@@ -14,7 +16,7 @@ use lakeform_api::grant::Grant;
 use lakeform_e2e::{TestContext, lake, wait_for};
 
 use crate::crawler_controller::common::{catalog, names};
-use crate::managed_lake::support::{Images, query, rows, wait_ready};
+use crate::managed_lake::support::{Images, query, query_as, rows, secret_value, wait_ready};
 use crate::storage::common::{apply, delete_lake, secret};
 use lakeform_e2e::operator::Operator;
 
@@ -113,10 +115,10 @@ async fn scenario(ctx: &TestContext, lake: &str, catalog: &str, trino: &str) -> 
         ALICE_ORDERS,
     );
     apply(ctx, &alice).await?;
+    apply(ctx, &bob_location(lake)).await?;
     wait_grant(ctx, "alice-orders", "True", "Enforced").await?;
-    // Until the rules reach Trino everything is still allowed: wait for a user without a Grant
-    // to be refused.
-    let granted = until(ctx, lake, "bob", "SELECT id FROM lake.sales.orders", false).await?;
+    // Her login (password file) and her rules reach Trino by the kubelet's volume sync.
+    let granted = until(ctx, lake, "alice", ALICE_READ, Expect::Allowed).await?;
     println!("grants: the first Grant reached Trino {granted:.1} s after it was Ready");
     let (ok, out, err) = query(ctx, lake, ALICE_READ, Some("alice")).await?;
     ensure!(ok, "alice's granted read failed: {out}{err}");
@@ -128,9 +130,51 @@ async fn scenario(ctx: &TestContext, lake: &str, catalog: &str, trino: &str) -> 
     access_lists_alice(ctx, lake).await?;
     refused(ctx, lake, "alice", "SELECT secret FROM lake.sales.orders").await?;
     refused(ctx, lake, "alice", "SELECT id FROM lake.sales.returns").await?;
+    until(
+        ctx,
+        lake,
+        "bob",
+        "SELECT id FROM lake.sales.orders",
+        Expect::Denied,
+    )
+    .await?;
     refused(ctx, lake, "bob", "SELECT id FROM lake.sales.orders").await?;
+    names_cannot_be_claimed(ctx, lake).await?;
     not_enforced(ctx, lake).await?;
     revoke_and_restore(ctx, lake, &alice).await
+}
+
+/// bob's data-location Grant: no table access, but a principal of the lake (a Trino login).
+fn bob_location(lake: &str) -> String {
+    grant_yaml(
+        "bob-raw",
+        lake,
+        "{kind: User, name: bob}",
+        "{dataLocation: {zone: raw, prefix: orders/}}",
+    )
+}
+
+/// Trino authenticates: alice's name with bob's password, a user without a login, and that
+/// user with a made-up password are all refused before any rule is read.
+async fn names_cannot_be_claimed(ctx: &TestContext, lake: &str) -> Result<()> {
+    let bob = secret_value(ctx, &format!("{lake}-trino-user-bob"), "TRINO_PASSWORD").await?;
+    let (ok, out, err) = query_as(ctx, lake, ALICE_READ, Some("alice"), Some(&bob)).await?;
+    ensure!(
+        !ok && err.contains("HTTP 401"),
+        "alice's name with bob's password must be refused by Trino: {out}{err}"
+    );
+    let (ok, out, err) = query(ctx, lake, ALICE_READ, Some("mallory")).await?;
+    ensure!(
+        !ok && err.contains("has no Trino login"),
+        "a user without a login has no password to send: {out}{err}"
+    );
+    let (ok, out, err) = query_as(ctx, lake, ALICE_READ, Some("mallory"), Some("guess")).await?;
+    ensure!(
+        !ok && err.contains("HTTP 401"),
+        "a made-up login must be refused by Trino: {out}{err}"
+    );
+    println!("grants: alice's name with bob's password and mallory's guess: Trino answered 401");
+    Ok(())
 }
 
 /// `lakeform access` prints alice's Grant as enforced by Trino, after the admin line.
@@ -164,13 +208,6 @@ async fn not_enforced(ctx: &TestContext, lake: &str) -> Result<()> {
     );
     apply(ctx, &again).await?;
     wait_grant(ctx, "alice-again", "False", "Conflict").await?;
-    let location = grant_yaml(
-        "bob-raw",
-        lake,
-        "{kind: User, name: bob}",
-        "{dataLocation: {zone: raw, prefix: orders/}}",
-    );
-    apply(ctx, &location).await?;
     wait_grant(ctx, "bob-raw", "False", "NotEnforced").await?;
     ctx.api::<Grant>()
         .delete("alice-again", &Default::default())
@@ -178,41 +215,80 @@ async fn not_enforced(ctx: &TestContext, lake: &str) -> Result<()> {
     Ok(())
 }
 
-/// Delete alice's Grant: Trino refuses her within [`PROPAGATION`]; apply it again: allowed
-/// again. Prints both times.
+/// Delete alice's Grant: Trino refuses her (rules or login, whichever reaches it first: she is
+/// asked with the password she had) within [`PROPAGATION`]; apply it again: allowed again (her
+/// password is derived, so it is the same). Prints both times.
 async fn revoke_and_restore(ctx: &TestContext, lake: &str, alice: &str) -> Result<()> {
+    let secret = format!("{lake}-trino-user-alice");
+    let password = secret_value(ctx, &secret, "TRINO_PASSWORD").await?;
     ctx.api::<Grant>()
         .delete("alice-orders", &Default::default())
         .await?;
-    let revoked = until(ctx, lake, "alice", ALICE_READ, false).await?;
+    let start = Instant::now();
+    loop {
+        let (ok, out, err) =
+            query_as(ctx, lake, ALICE_READ, Some("alice"), Some(&password)).await?;
+        if !ok && (err.contains("PERMISSION_DENIED") || err.contains("HTTP 401")) {
+            println!(
+                "grants: alice revoked: {}",
+                err.lines().last().unwrap_or_default()
+            );
+            break;
+        }
+        ensure!(ok, "alice's read failed otherwise: {out}{err}");
+        if start.elapsed() > PROPAGATION {
+            bail!("alice still reads {PROPAGATION:?} after her Grant was deleted");
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    let revoked = start.elapsed().as_secs_f64();
+    ensure!(
+        ctx.api::<k8s_openapi::api::core::v1::Secret>()
+            .get_opt(&secret)
+            .await?
+            .is_none(),
+        "alice's login Secret is pruned with her last Grant"
+    );
     apply(ctx, alice).await?;
-    let restored = until(ctx, lake, "alice", ALICE_READ, true).await?;
+    let restored = until(ctx, lake, "alice", ALICE_READ, Expect::Allowed).await?;
+    let again = secret_value(ctx, &secret, "TRINO_PASSWORD").await?;
+    ensure!(again == password, "a restored login has the same password");
     println!(
         "grants: revoked in {revoked:.1} s, restored in {restored:.1} s (kubelet sync + 5 s re-read)"
     );
     Ok(())
 }
 
-/// Poll `sql` as `user` until it succeeds (`allowed`) or is refused with an access error;
-/// the seconds it took.
+/// What [`until`] waits for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Expect {
+    /// The query succeeds.
+    Allowed,
+    /// Trino's access control refuses it (the user is authenticated).
+    Denied,
+}
+
+/// Poll `sql` as `user` until it is as `expect`ed; the seconds it took. Anything else (a login
+/// not yet in Trino's password file, rules not yet re-read) is polled past.
 pub(crate) async fn until(
     ctx: &TestContext,
     lake: &str,
     user: &str,
     sql: &str,
-    allowed: bool,
+    expect: Expect,
 ) -> Result<f64> {
     let start = Instant::now();
     loop {
         let (ok, out, err) = query(ctx, lake, sql, Some(user)).await?;
-        if ok == allowed && (ok || err.contains("PERMISSION_DENIED")) {
+        let done = match expect {
+            Expect::Allowed => ok,
+            Expect::Denied => !ok && err.contains("PERMISSION_DENIED"),
+        };
+        if done {
             return Ok(start.elapsed().as_secs_f64());
         }
         if start.elapsed() > PROPAGATION {
-            bail!(
-                "{user}'s {sql:?} still {} after {PROPAGATION:?}: {out}{err}",
-                if allowed { "refused" } else { "allowed" }
-            );
+            bail!("{user}'s {sql:?} still not {expect:?} after {PROPAGATION:?}: {out}{err}");
         }
         tokio::time::sleep(Duration::from_secs(1)).await;
     }

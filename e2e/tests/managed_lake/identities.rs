@@ -22,7 +22,7 @@ use lakeform_e2e::{Env, TestContext, lake};
 use lakeform_api::workflow_run::Phase;
 
 use super::support::{rows, secret_value};
-use crate::grants::{until, wait_grant};
+use crate::grants::{Expect, until, wait_grant};
 use crate::storage::common::{apply, eventually};
 use crate::workflow::common::{run_yaml, wait_finished};
 
@@ -202,12 +202,17 @@ spec:
     let put = lake::put_object(&bob, ARCHIVE, "shared/new.csv", b"x".to_vec()).await;
     denied(put, "bob PUT with SELECT only")?;
     println!("identities: bob's keys read {ARCHIVE}/shared/ only (MinIO: AccessDenied elsewhere)");
+    ensure!(
+        may_read(ctx, "bob", "ml-trino-user-bob").await?
+            && !may_read(ctx, "alice", "ml-trino-user-bob").await?,
+        "bob's Trino login Secret is his alone"
+    );
     let refused = until(
         ctx,
         lake,
         "bob",
         "SELECT count(*) FROM lake.sales.orders",
-        false,
+        Expect::Denied,
     )
     .await?;
     println!("identities: Trino refuses bob ({refused:.1} s after his Grant was Ready)");

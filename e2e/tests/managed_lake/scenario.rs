@@ -52,7 +52,11 @@ async fn scenario(ctx: &TestContext, images: &Images) -> Result<()> {
         .and_then(|s| s.endpoints)
         .context("no status.endpoints")?;
     ensure!(
-        endpoints.trino == Some(format!("http://ml-trino.{}.svc.cluster.local:8080", ctx.ns)),
+        endpoints.trino
+            == Some(format!(
+                "https://ml-trino.{}.svc.cluster.local:8443",
+                ctx.ns
+            )),
         "the query endpoint in status: {endpoints:?}"
     );
     let s3 = lake_s3(ctx).await?;

@@ -189,6 +189,17 @@ pub async fn query(
     sql: &str,
     user: Option<&str>,
 ) -> Result<(bool, String, String)> {
+    query_as(ctx, lake, sql, user, None).await
+}
+
+/// [`query`] with `password` (`$LAKEFORM_TRINO_PASSWORD`) instead of the user's login Secret.
+pub async fn query_as(
+    ctx: &TestContext,
+    lake: &str,
+    sql: &str,
+    user: Option<&str>,
+    password: Option<&str>,
+) -> Result<(bool, String, String)> {
     let bin = lakeform_e2e::lakeform_bin()?;
     let mut cmd = tokio::process::Command::new(&bin);
     cmd.arg("query")
@@ -198,9 +209,13 @@ pub async fn query(
         .arg(&ctx.env.kubeconfig)
         .arg("--timeout")
         .arg("240")
+        .env_remove("LAKEFORM_TRINO_PASSWORD")
         .kill_on_drop(true);
     if let Some(user) = user {
         cmd.arg("--user").arg(user);
+    }
+    if let Some(password) = password {
+        cmd.env("LAKEFORM_TRINO_PASSWORD", password);
     }
     let out = cmd.output().await.context("running lakeform query")?;
     Ok((

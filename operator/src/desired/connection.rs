@@ -14,7 +14,7 @@ use lakeform_api::connection::{StorageEndpoint, storage_endpoint};
 use lakeform_api::datalake::{CatalogServer, DataLake, OAuth2Credentials};
 
 use super::meta::owned_meta;
-use super::{lakekeeper, minio, nessie, trino};
+use super::{lakekeeper, minio, nessie, trino_auth};
 
 /// Component label of the connection-info ConfigMap.
 pub const COMPONENT: &str = "connection";
@@ -30,7 +30,7 @@ pub const KEY_BUCKET_PREFIX: &str = "bucket.";
 pub const KEY_CATALOG_URI: &str = "catalog.uri";
 /// Key of the catalog warehouse.
 pub const KEY_CATALOG_WAREHOUSE: &str = "catalog.warehouse";
-/// Key of the Trino coordinator URI.
+/// Key of the Trino coordinator's client URI (HTTPS; its CA in the ConfigMap `<lake>-trino-ca`).
 pub const KEY_TRINO_URI: &str = "trino.uri";
 /// Key naming the Secret that holds the S3 access key pair (the name only, never the values).
 pub const KEY_CREDENTIALS_SECRET: &str = "credentials.secret";
@@ -96,7 +96,7 @@ impl LakeEndpoints {
             .query_engine
             .as_ref()
             .and_then(|q| q.trino.as_ref())
-            .map(|_| trino::uri(lake));
+            .map(|_| trino_auth::https_uri(lake));
         LakeEndpoints {
             s3_endpoint,
             region,
@@ -239,7 +239,7 @@ pub(crate) mod tests {
         assert_eq!(ep.warehouse.as_deref(), Some("s3://wh/"));
         assert_eq!(
             ep.trino_uri.as_deref(),
-            Some("http://sales-trino.team.svc.cluster.local:8080")
+            Some("https://sales-trino.team.svc.cluster.local:8443")
         );
 
         let cm = config_map(&l, &ep);
@@ -264,7 +264,7 @@ pub(crate) mod tests {
         assert_eq!(data["catalog.warehouse"], "s3://wh/");
         assert_eq!(
             data["trino.uri"],
-            "http://sales-trino.team.svc.cluster.local:8080"
+            "https://sales-trino.team.svc.cluster.local:8443"
         );
         assert_eq!(data["credentials.secret"], "s3-creds");
         assert_eq!(data["credentials.access-key-id-key"], "user");

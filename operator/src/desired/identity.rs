@@ -233,7 +233,7 @@ fn principals(lake: &DataLake, grants: &[&Grant], keys: &Keyring, out: &mut Iden
 }
 
 /// The Grant's principal with a ServiceAccount's namespace filled in.
-fn principal_of(g: &Grant) -> Principal {
+pub(crate) fn principal_of(g: &Grant) -> Principal {
     let mut p = g.spec.principal.clone();
     if p.kind == PrincipalKind::ServiceAccount && p.namespace.is_none() {
         p.namespace = g.namespace();
@@ -242,7 +242,7 @@ fn principal_of(g: &Grant) -> Principal {
 }
 
 /// `User/bob`, `Group/analysts`, `ServiceAccount/ns/name`.
-fn principal_key(p: &Principal) -> String {
+pub(crate) fn principal_key(p: &Principal) -> String {
     match (p.kind, &p.namespace) {
         (PrincipalKind::User, _) => format!("User/{}", p.name),
         (PrincipalKind::Group, _) => format!("Group/{}", p.name),
@@ -257,7 +257,7 @@ fn principal_key(p: &Principal) -> String {
 }
 
 /// The RBAC subject of a principal.
-fn subject(p: &Principal) -> Subject {
+pub(crate) fn subject(p: &Principal) -> Subject {
     let (kind, api_group, namespace) = match p.kind {
         PrincipalKind::User => ("User", Some("rbac.authorization.k8s.io"), None),
         PrincipalKind::Group => ("Group", Some("rbac.authorization.k8s.io"), None),
@@ -459,9 +459,14 @@ pub fn crawler_secret_name(crawler: &str) -> String {
     bounded(crawler, "-crawler-s3", 253)
 }
 
-/// The Secret with a principal's keys: `<lake>-s3-<user|group|sa>-<name>`; names that are not
-/// DNS labels get a hash suffix to stay unique.
+/// The Secret with a principal's keys: `<lake>-s3-<user|group|sa>-<name>`.
 pub fn principal_secret_name(lake: &DataLake, p: &Principal) -> String {
+    principal_object_name(lake, "s3", p)
+}
+
+/// `<lake>-<what>-<user|group|sa>-<name>`: a per-principal object's name; names that are not
+/// DNS labels get a hash suffix to stay unique.
+pub(crate) fn principal_object_name(lake: &DataLake, what: &str, p: &Principal) -> String {
     let kind = match p.kind {
         PrincipalKind::User => "user",
         PrincipalKind::Group => "group",
@@ -477,9 +482,9 @@ pub fn principal_secret_name(lake: &DataLake, p: &Principal) -> String {
         .collect();
     let clean = clean.trim_matches('-');
     let base = match clean == p.name && p.namespace.is_none() {
-        true => format!("{}-s3-{kind}-{clean}", lake.name_any()),
+        true => format!("{}-{what}-{kind}-{clean}", lake.name_any()),
         false => format!(
-            "{}-s3-{kind}-{clean}-{}",
+            "{}-{what}-{kind}-{clean}-{}",
             lake.name_any(),
             short_hash(&principal_key(p), 6)
         ),
@@ -499,28 +504,42 @@ pub fn objects(
         if id.readers.is_empty() {
             continue;
         }
-        let name = bounded(&id.secret_name, "-reader", 253);
-        roles.push(Role {
-            metadata: owned_meta(lake, name.clone(), COMPONENT),
-            rules: Some(vec![PolicyRule {
-                api_groups: Some(vec![String::new()]),
-                resources: Some(vec!["secrets".into()]),
-                resource_names: Some(vec![id.secret_name.clone()]),
-                verbs: vec!["get".into()],
-                ..Default::default()
-            }]),
-        });
-        bindings.push(RoleBinding {
-            metadata: owned_meta(lake, name.clone(), COMPONENT),
-            role_ref: RoleRef {
-                api_group: "rbac.authorization.k8s.io".into(),
-                kind: "Role".into(),
-                name,
-            },
-            subjects: Some(id.readers.clone()),
-        });
+        let (role, binding) = reader_role(lake, &id.secret_name, COMPONENT, &id.readers);
+        roles.push(role);
+        bindings.push(binding);
     }
     (secrets, roles, bindings)
+}
+
+/// A Role that may `get` only the Secret `secret_name` (`<secret>-reader`), bound to `readers`;
+/// both labelled with `component`.
+pub(crate) fn reader_role(
+    lake: &DataLake,
+    secret_name: &str,
+    component: &str,
+    readers: &[Subject],
+) -> (Role, RoleBinding) {
+    let name = bounded(secret_name, "-reader", 253);
+    let role = Role {
+        metadata: owned_meta(lake, name.clone(), component),
+        rules: Some(vec![PolicyRule {
+            api_groups: Some(vec![String::new()]),
+            resources: Some(vec!["secrets".into()]),
+            resource_names: Some(vec![secret_name.to_string()]),
+            verbs: vec!["get".into()],
+            ..Default::default()
+        }]),
+    };
+    let binding = RoleBinding {
+        metadata: owned_meta(lake, name.clone(), component),
+        role_ref: RoleRef {
+            api_group: "rbac.authorization.k8s.io".into(),
+            kind: "Role".into(),
+            name,
+        },
+        subjects: Some(readers.to_vec()),
+    };
+    (role, binding)
 }
 
 /// The identities' objects as one set that owns every identity object of the lake: what it

@@ -16,6 +16,7 @@ pub mod set;
 pub mod spark;
 pub mod trino;
 pub mod trino_access;
+pub mod trino_auth;
 pub mod workflow;
 pub mod workflow_access;
 pub mod workflow_events;

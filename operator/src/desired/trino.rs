@@ -43,8 +43,8 @@ use std::collections::BTreeMap;
 use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec, DeploymentStrategy};
 use k8s_openapi::api::core::v1::{
     ConfigMap, ConfigMapVolumeSource, Container, ContainerPort, EmptyDirVolumeSource, EnvVar,
-    KeyToPath, PodSecurityContext, PodSpec, PodTemplateSpec, SeccompProfile, Service, ServicePort,
-    ServiceSpec, Volume, VolumeMount,
+    KeyToPath, PodSecurityContext, PodSpec, PodTemplateSpec, SeccompProfile, SecretVolumeSource,
+    Service, ServicePort, ServiceSpec, Volume, VolumeMount,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
@@ -57,7 +57,7 @@ use super::BuildError;
 use super::buckets::quantity_bytes;
 use super::connection::{LakeEndpoints, secret_env};
 use super::meta::{http_probe, labels, owned_meta, restricted, selector, with_pod_overrides};
-use super::trino_access;
+use super::{trino_access, trino_auth};
 
 /// Component label of the coordinator.
 pub const COORDINATOR_COMPONENT: &str = "trino-coordinator";
@@ -370,7 +370,10 @@ pub fn render(
                     // (the API server's service proxy of `lakeform query`, ingresses); without
                     // this Trino answers them 406.
                     ("http-server.process-forwarded", "true".into()),
-                ],
+                ]
+                .into_iter()
+                .chain(trino_auth::properties(role))
+                .collect::<Vec<_>>(),
                 over("config.properties"),
             )
         }
@@ -379,7 +382,10 @@ pub fn render(
                 ("coordinator", "false".into()),
                 ("http-server.http.port", HTTP_PORT.to_string()),
                 ("discovery.uri", discovery),
-            ],
+            ]
+            .into_iter()
+            .chain(trino_auth::properties(role))
+            .collect::<Vec<_>>(),
             over("config.properties"),
         ),
     };
@@ -408,6 +414,14 @@ pub fn render(
         files.insert(
             "access-control.properties".into(),
             properties(&trino_access::properties(), None),
+        );
+        files.insert(
+            "password-authenticator.properties".into(),
+            properties(&trino_auth::authenticator_properties(), None),
+        );
+        files.insert(
+            trino_auth::USER_MAPPING_FILE.into(),
+            format!("{:#}", trino_auth::user_mapping()),
         );
     }
     if role == Role::Coordinator && !engine.workgroups.is_empty() {
@@ -519,6 +533,8 @@ fn mounts(role: Role) -> Vec<VolumeMount> {
     ];
     if role == Role::Coordinator {
         mounts.push(mount("access", trino_access::ACCESS_DIR, true));
+        mounts.push(mount("auth", trino_auth::AUTH_DIR, true));
+        mounts.push(mount("tls", trino_auth::TLS_DIR, true));
     }
     mounts
 }
@@ -542,16 +558,43 @@ fn volumes(lake: &DataLake, role: Role, config: &ConfigMap) -> Vec<Volume> {
             }),
             ..Default::default()
         });
+        volumes.push(Volume {
+            name: "auth".into(),
+            secret: Some(SecretVolumeSource {
+                secret_name: Some(trino_auth::password_secret_name(lake)),
+                ..Default::default()
+            }),
+            ..Default::default()
+        });
+        volumes.push(Volume {
+            name: "tls".into(),
+            secret: Some(SecretVolumeSource {
+                secret_name: Some(trino_auth::key_secret_name(lake)),
+                items: Some(vec![KeyToPath {
+                    key: trino_auth::KEYSTORE_FILE.into(),
+                    path: trino_auth::KEYSTORE_FILE.into(),
+                    ..Default::default()
+                }]),
+                ..Default::default()
+            }),
+            ..Default::default()
+        });
     }
     volumes
 }
 
-/// Pod environment: the S3 key pair (and an external catalog's OAuth2 client) by `secretKeyRef`.
-pub fn env(endpoints: &LakeEndpoints) -> Vec<EnvVar> {
+/// Pod environment: the S3 key pair, the internal shared secret (and an external catalog's
+/// OAuth2 client) by `secretKeyRef`.
+pub fn env(lake: &DataLake, endpoints: &LakeEndpoints) -> Vec<EnvVar> {
     let c = &endpoints.credentials;
     let mut env = vec![
         secret_env(ENV_S3_ACCESS_KEY, &c.secret_name, &c.access_key_id_key),
         secret_env(ENV_S3_SECRET_KEY, &c.secret_name, &c.secret_access_key_key),
+        secret_env(
+            trino_auth::ENV_SHARED_SECRET,
+            &trino_auth::key_secret_name(lake),
+            trino_auth::KEY_SECRET_KEY,
+        ),
     ];
     if let Some(o) = &endpoints.catalog_oauth2 {
         env.push(secret_env(
@@ -585,13 +628,8 @@ pub fn deployment(
     let container = Container {
         name: "trino".into(),
         image: Some(trino.image.clone()),
-        env: Some(env(endpoints)),
-        ports: Some(vec![ContainerPort {
-            name: Some("http".into()),
-            container_port: HTTP_PORT,
-            protocol: Some("TCP".into()),
-            ..Default::default()
-        }]),
+        env: Some(env(lake, endpoints)),
+        ports: Some(ports(role)),
         volume_mounts: Some(mounts(role)),
         readiness_probe: Some(http_probe("/v1/info", HTTP_PORT, 10, 3)),
         liveness_probe: Some(http_probe("/v1/info", HTTP_PORT, 60, 6)),
@@ -647,19 +685,41 @@ pub fn deployment(
     })
 }
 
-/// The coordinator Service (`<lake>-trino`, port 8080): clients and `discovery.uri`.
+/// A role's container ports: `http` (8080), and on the coordinator `https` (clients).
+fn ports(role: Role) -> Vec<ContainerPort> {
+    let port = |name: &str, number: i32| ContainerPort {
+        name: Some(name.into()),
+        container_port: number,
+        protocol: Some("TCP".into()),
+        ..Default::default()
+    };
+    match role {
+        Role::Coordinator => vec![
+            port("http", HTTP_PORT),
+            port("https", trino_auth::HTTPS_PORT),
+        ],
+        Role::Worker => vec![port("http", HTTP_PORT)],
+    }
+}
+
+/// The coordinator Service (`<lake>-trino`): `https` (8443) for clients with passwords, `http`
+/// (8080) for `discovery.uri`, the workers and `/v1/info`.
 pub fn service(lake: &DataLake) -> Service {
+    let port = |name: &str, number: i32| ServicePort {
+        name: Some(name.into()),
+        port: number,
+        target_port: Some(IntOrString::Int(number)),
+        protocol: Some("TCP".into()),
+        ..Default::default()
+    };
     Service {
         metadata: owned_meta(lake, service_name(lake), COORDINATOR_COMPONENT),
         spec: Some(ServiceSpec {
             selector: Some(selector(&lake.name_any(), COORDINATOR_COMPONENT)),
-            ports: Some(vec![ServicePort {
-                name: Some("http".into()),
-                port: HTTP_PORT,
-                target_port: Some(IntOrString::Int(HTTP_PORT)),
-                protocol: Some("TCP".into()),
-                ..Default::default()
-            }]),
+            ports: Some(vec![
+                port("http", HTTP_PORT),
+                port("https", trino_auth::HTTPS_PORT),
+            ]),
             type_: Some("ClusterIP".into()),
             ..Default::default()
         }),
@@ -855,6 +915,12 @@ mod tests {
                 "http-server.http.port=8080",
                 "discovery.uri=http://sales-trino.team.svc.cluster.local:8080",
                 "http-server.process-forwarded=true",
+                "http-server.authentication.type=PASSWORD",
+                "http-server.https.enabled=true",
+                "http-server.https.port=8443",
+                "http-server.https.keystore.path=/etc/trino-tls/keystore.pem",
+                "http-server.authentication.password.user-mapping.file=/etc/trino/user-mapping.json",
+                "internal-communication.shared-secret=${ENV:LAKE_TRINO_SHARED_SECRET}",
             ]
         );
         assert_eq!(
@@ -863,6 +929,15 @@ mod tests {
                 "coordinator=false",
                 "http-server.http.port=8080",
                 "discovery.uri=http://sales-trino.team.svc.cluster.local:8080",
+                "internal-communication.shared-secret=${ENV:LAKE_TRINO_SHARED_SECRET}",
+            ]
+        );
+        assert_eq!(
+            lines(&file(coord, "password-authenticator.properties")),
+            [
+                "password-authenticator.name=file",
+                "file.password-file=/etc/trino-auth/password.db",
+                "file.refresh-period=5s",
             ]
         );
         let node = file(worker, "node.properties");
@@ -1065,6 +1140,7 @@ mod tests {
                 [
                     ("LAKE_S3_ACCESS_KEY", "s3-creds", "accessKeyId"),
                     ("LAKE_S3_SECRET_KEY", "s3-creds", "secretAccessKey"),
+                    ("LAKE_TRINO_SHARED_SECRET", "sales-trino-auth", "key"),
                 ]
             );
         }
@@ -1087,13 +1163,14 @@ mod tests {
         ));
         assert!(catalog.contains("iceberg.rest-catalog.oauth2.server-uri=https://idp/token\n"));
         assert!(catalog.contains("iceberg.rest-catalog.oauth2.scope=PRINCIPAL_ROLE:ALL\n"));
-        let env = env(&LakeEndpoints::for_lake(&l));
+        let env = env(&l, &LakeEndpoints::for_lake(&l));
         let names: Vec<&str> = env.iter().map(|e| e.name.as_str()).collect();
         assert_eq!(
             names,
             [
                 "LAKE_S3_ACCESS_KEY",
                 "LAKE_S3_SECRET_KEY",
+                "LAKE_TRINO_SHARED_SECRET",
                 "LAKE_CATALOG_CLIENT_ID",
                 "LAKE_CATALOG_CLIENT_SECRET",
             ]

@@ -20,11 +20,12 @@ use std::collections::BTreeMap;
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::ResourceExt;
 use lakeform_api::datalake::DataLake;
-use lakeform_api::grant::{Grant, Permission, PrincipalKind};
+use lakeform_api::grant::{Grant, Permission};
 use serde_json::{Value, json};
 
 use super::meta::owned_meta;
 use super::trino::{COORDINATOR_COMPONENT, java_regex_literal};
+use super::{identity, trino_auth};
 
 /// The user with every privilege once a lake has Grants (`lakeform query`'s default user).
 pub const ADMIN_USER: &str = "lakeform";
@@ -100,6 +101,14 @@ pub fn rules(grants: &[Grant], columns: &TableColumns) -> (Value, BTreeMap<Strin
             outcome.insert(name, Enforcement::NotApplicable);
             continue;
         };
+        if trino_auth::login_name(&identity::principal_of(grant)).is_none() {
+            let message = format!(
+                "principal {} cannot log in to Trino: basic authentication carries no ':' in a user name, and lakeform, system/… and group/… are reserved",
+                grant.spec.principal.name
+            );
+            outcome.insert(name, Enforcement::Refused("UnsupportedPrincipal", message));
+            continue;
+        }
         let who = principal(grant);
         let key = (who.to_string(), database.clone(), r.table.clone());
         if let Some(first) = seen.get(&key) {
@@ -157,21 +166,11 @@ fn allow_all() -> Value {
     })
 }
 
-/// `{"user": …}` / `{"group": …}`: the principal as Trino matches it (anchored regex).
+/// `{"user": …}`: the principal as Trino matches it (anchored regex): the Trino user of its
+/// login (`trino_auth::trino_user`; a Group is its shared login `group/<name>`).
 fn principal(grant: &Grant) -> Value {
-    let p = &grant.spec.principal;
-    match p.kind {
-        PrincipalKind::User => json!({"user": regex_literal(&p.name)}),
-        PrincipalKind::Group => json!({"group": regex_literal(&p.name)}),
-        PrincipalKind::ServiceAccount => {
-            let ns = p
-                .namespace
-                .clone()
-                .or_else(|| grant.namespace())
-                .unwrap_or_default();
-            json!({"user": regex_literal(&format!("system:serviceaccount:{ns}:{}", p.name))})
-        }
-    }
+    let p = identity::principal_of(grant);
+    json!({"user": regex_literal(&trino_auth::trino_user(&p))})
 }
 
 /// The table rule of a database or table Grant: privileges, denied columns, row filter.

@@ -5,7 +5,9 @@
 //! 2. **build** — `desired::lake::objects`: every Kubernetes object of the lake as one set
 //!    (pure; parts that cannot be built are refused and keep their live objects), with Trino's
 //!    access rules compiled from the lake's Grants (`grants`); for managed storage, the S3
-//!    identities of its principals, Crawlers and Workflows are compiled too (`identities`).
+//!    identities of its principals, Crawlers and Workflows are compiled too (`identities`);
+//!    with Trino, the logins of its admin, workgroup users and principals are applied first
+//!    (`logins`: the coordinator mounts their password file).
 //! 3. **apply** — `controller::apply::Applier`: generated Secrets once, objects with workloads
 //!    last, then the lake's objects no longer desired are pruned.
 //! 4. **external** — what lives outside Kubernetes: the zones' buckets and MinIO's users and
@@ -21,6 +23,7 @@
 mod catalog;
 mod grants;
 mod identities;
+mod logins;
 mod managed_catalog;
 mod objects;
 mod outcome;
@@ -94,6 +97,7 @@ async fn apply(lake: &DataLake, ctx: &Context) -> Result<Action, Error> {
     let endpoints = LakeEndpoints::for_lake(lake);
     let grants = grants::compile(lake, ctx).await?;
     let identities = identities::compile(lake, ctx, grants.grants()).await?;
+    logins::apply(lake, ctx, grants.grants()).await?;
     let LakeObjects { set, invalid } = build(lake, ctx, &endpoints, &grants.rules)?;
     apply_objects(lake, ctx, set).await?;
     status.connection_config_map(&connection::name(lake));

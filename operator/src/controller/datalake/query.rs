@@ -11,7 +11,7 @@ use super::objects::deployment_available;
 use super::outcome::Stop;
 use super::status::StatusBuilder;
 use crate::desired::lake::{Invalid, Part};
-use crate::desired::trino;
+use crate::desired::{trino, trino_auth};
 
 /// Check Trino (when the spec asks for one); record `QueryEngineReady` and the endpoint.
 pub async fn reconcile(
@@ -37,7 +37,7 @@ pub async fn reconcile(
         return Ok(None);
     }
     let ns = namespace(lake)?;
-    status.trino_endpoint(&trino::uri(lake));
+    status.trino_endpoint(&trino_auth::https_uri(lake));
     let coordinator = trino::name(lake, trino::Role::Coordinator);
     if deployment_available(ctx, &ns, &coordinator).await? < 1 {
         let message =
