@@ -61,7 +61,10 @@ pub struct CrawlerSpec {
     /// Which objects a run looks at.
     #[serde(default)]
     pub recrawl_policy: RecrawlPolicy,
-    /// Rows (CSV/JSON) and files per folder sampled for schema inference.
+    /// Rows (CSV/JSON) and files per folder sampled for classification and schema inference.
+    /// A CSV or JSON object with more rows, up to 16 MiB, then has its column types inferred
+    /// from every row, so that a null token (`NA`, `N/A`, `NULL`, `\N`, `-`, empty) or a
+    /// wider value after the sample widens the column instead of failing the object.
     #[serde(default = "default_sample_size")]
     #[schemars(range(min = 1, max = 1000000))]
     pub sample_size: i32,
@@ -415,6 +418,14 @@ pub struct CrawledTable {
     /// Current Iceberg schema id.
     #[serde(default)]
     pub schema_version: i32,
+    /// The classifier that read the table's first objects (the least certain of them) and
+    /// its certainty, e.g. `json-document (certainty 1.00)` or `csv (certainty 0.90)`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub classifier: Option<String>,
+    /// Decisions worth knowing: columns typed from a date shape (`day: dates of shape
+    /// %Y/%m/%d`) and columns that fell back to text, with the file and why.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub decisions: Vec<String>,
     /// True when the table's data is gone and it was marked deprecated.
     #[serde(default)]
     pub deprecated: bool,

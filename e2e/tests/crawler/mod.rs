@@ -4,6 +4,7 @@
 //! vanished folder and the zero-GET re-run.
 
 mod corpus;
+mod real_world;
 mod status;
 
 use std::collections::BTreeMap;
@@ -22,6 +23,11 @@ use serde_json::{Value, json};
 const PREFIX: &str = "corpus/";
 
 fn input(env: &Env, bucket: &str, database: &str) -> Result<CrawlInput> {
+    input_at(env, bucket, database, PREFIX)
+}
+
+/// A crawl of `prefix` in `bucket` into `database` (one table per first-level folder).
+fn input_at(env: &Env, bucket: &str, database: &str, prefix: &str) -> Result<CrawlInput> {
     let lake: DataLake = serde_json::from_value(json!({
         "apiVersion": "lakeform.dev/v1alpha1",
         "kind": "DataLake",
@@ -47,7 +53,7 @@ fn input(env: &Env, bucket: &str, database: &str) -> Result<CrawlInput> {
         "spec": {
             "lakeRef": {"name": "crawl-e2e"},
             "database": database,
-            "targets": [{"zone": "raw", "prefix": PREFIX, "exclude": ["scratch/**"]}],
+            "targets": [{"zone": "raw", "prefix": prefix, "exclude": ["scratch/**"]}],
             "grouping": {"tableLevel": 1},
             "schemaChangePolicy": {"update": "Update", "delete": "Deprecate"}
         }

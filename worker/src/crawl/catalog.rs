@@ -23,8 +23,34 @@ pub const PROP_SOURCE: &str = "lakeform.source";
 pub const PROP_OBJECTS: &str = "lakeform.objects";
 /// Table property set to `true` when the table's data is gone (`delete: Deprecate`).
 pub const PROP_DEPRECATED: &str = "lakeform.deprecated";
+/// Table property: the classifier that read the table's first objects (the least certain of
+/// them) and its certainty, `json-document (certainty 1.00)`.
+pub const PROP_CLASSIFIER: &str = "lakeform.classifier";
+/// Table property prefix: the date or timestamp shape of a column (`…column-format.<name>`).
+pub const PROP_COLUMN_FORMAT: &str = "lakeform.column-format.";
+/// Table property: columns that fell back to text, one line per object and column, with why.
+pub const PROP_TEXT_COLUMNS: &str = "lakeform.text-columns";
 /// Iceberg's name mapping, for data files written without field ids (Parquet in place).
 pub const PROP_NAME_MAPPING: &str = "schema.name-mapping.default";
+
+/// What a table's properties say about how its objects were read: the classifier, then one
+/// line per dated column and per column that fell back to text.
+pub fn decisions(
+    props: &std::collections::HashMap<String, String>,
+) -> (Option<String>, Vec<String>) {
+    let mut lines: Vec<String> = props
+        .iter()
+        .filter_map(|(k, v)| {
+            let column = k.strip_prefix(PROP_COLUMN_FORMAT)?;
+            Some(format!("{column}: dates of shape {v}"))
+        })
+        .collect();
+    lines.sort();
+    if let Some(text) = props.get(PROP_TEXT_COLUMNS) {
+        lines.extend(text.lines().map(|l| format!("text: {l}")));
+    }
+    (props.get(PROP_CLASSIFIER).cloned(), lines)
+}
 
 /// The tables of `ns` maintained by `crawler`.
 pub async fn crawler_tables(

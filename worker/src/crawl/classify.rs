@@ -10,8 +10,8 @@ use lakeform_api::crawler::CrawlerSpec;
 use crate::crawl::error::{CrawlError, ObjectFailure};
 use crate::crawl::infer::csv::CsvOptions;
 use crate::crawl::infer::log::Grok;
-use crate::crawl::infer::{csv, json, log};
-use crate::crawl::model::{Dialect, Format, Inferred, LogDialect};
+use crate::crawl::infer::{csv, document, json, log};
+use crate::crawl::model::{Decision, Dialect, Format, Inferred, LogDialect};
 
 /// Below this no classifier claims an object.
 pub const MIN_CERTAINTY: f64 = 0.5;
@@ -119,6 +119,37 @@ pub fn classify_text(
     contest.verdict()
 }
 
+/// What a classifier made of a sample.
+struct Reading {
+    format: Format,
+    schema: Schema,
+    dialect: Dialect,
+    rows: u64,
+    text_columns: Vec<String>,
+}
+
+impl Reading {
+    fn csv(i: csv::CsvInference) -> Reading {
+        Reading {
+            format: Format::Csv,
+            schema: i.schema,
+            dialect: Dialect::Csv(i.dialect),
+            rows: i.rows,
+            text_columns: i.text_columns,
+        }
+    }
+
+    fn json(schema: Schema, dialect: Dialect, rows: u64) -> Reading {
+        Reading {
+            format: Format::Json,
+            schema,
+            dialect,
+            rows,
+            text_columns: Vec::new(),
+        }
+    }
+}
+
 /// Classifiers competing for one text sample: the most certain (at least
 /// [`MIN_CERTAINTY`]) wins; the last parse error may explain why none did.
 struct Contest<'t> {
@@ -131,14 +162,15 @@ struct Contest<'t> {
 }
 
 impl Contest<'_> {
-    fn consider(
-        &mut self,
-        certainty: f64,
-        format: Format,
-        schema: Schema,
-        dialect: Dialect,
-        rows: u64,
-    ) {
+    /// `inferred` (a reading by classifier `name`) if it is the most certain so far.
+    fn consider(&mut self, name: String, certainty: f64, reading: Reading) {
+        let Reading {
+            format,
+            schema,
+            dialect,
+            rows,
+            text_columns,
+        } = reading;
         let inferred = Inferred {
             format,
             schema: Arc::new(schema),
@@ -146,6 +178,11 @@ impl Contest<'_> {
             parquet: None,
             body: self.body.clone(),
             rows: Some(rows),
+            decision: Decision {
+                classifier: name,
+                certainty,
+                text_columns,
+            },
         };
         if certainty >= MIN_CERTAINTY && self.best.as_ref().is_none_or(|(c, _)| certainty > *c) {
             self.best = Some((certainty, inferred));
@@ -160,8 +197,7 @@ impl Contest<'_> {
                 Custom::Csv(opts) => match csv::infer(text, complete, opts) {
                     Ok(i) => {
                         let certainty = if i.certainty >= 0.8 { 1.0 } else { i.certainty };
-                        let dialect = Dialect::Csv(i.dialect);
-                        self.consider(certainty, Format::Csv, i.schema, dialect, i.rows)
+                        self.consider("custom csv".into(), certainty, Reading::csv(i))
                     }
                     Err(e) => self.last_error = Some(e),
                 },
@@ -170,7 +206,8 @@ impl Contest<'_> {
                     match json::infer_path(text, path, cls.sample_rows) {
                         Ok(i) => {
                             let dialect = Dialect::JsonPath(path.clone());
-                            self.consider(1.0, Format::Json, i.schema, dialect, i.rows)
+                            let reading = Reading::json(i.schema, dialect, i.rows);
+                            self.consider("custom json-path".into(), 1.0, reading)
                         }
                         Err(e) => self.last_error = Some(e),
                     }
@@ -187,16 +224,42 @@ impl Contest<'_> {
             classification: name.to_string(),
             regex: grok.regex.clone(),
         });
-        self.consider(certainty, Format::Log, grok.schema.clone(), dialect, 0);
+        let reading = Reading {
+            format: Format::Log,
+            schema: grok.schema.clone(),
+            dialect,
+            rows: 0,
+            text_columns: Vec::new(),
+        };
+        self.consider(format!("grok:{name}"), certainty, reading);
     }
 
-    /// The built-in formats the spec allows: JSON lines, the built-in log patterns, and CSV
-    /// when nothing else matched.
+    /// The built-in formats the spec allows: JSON documents of records, JSON lines, the
+    /// built-in log patterns, and CSV when nothing else matched (so a JSON document can never
+    /// become a table of `col_N` fragments).
     fn builtin(&mut self, cls: &Classifiers) {
         let (text, complete) = (self.text, self.complete);
+        if cls.allows(Format::Json)
+            && let Some(records) = document::records(text, complete)
+        {
+            match document::infer(text, &records, cls.sample_rows) {
+                Ok(i) => {
+                    let name = match &records.key {
+                        None => "json-document".to_string(),
+                        Some(k) => format!("json-document ($.{k}[*])"),
+                    };
+                    let dialect = Dialect::JsonDocument(records.key);
+                    self.consider(name, i.certainty, Reading::json(i.schema, dialect, i.rows))
+                }
+                Err(e) => self.last_error = Some(e),
+            }
+        }
         if cls.allows(Format::Json) && json::lines_certainty(text, complete) >= 0.9 {
             match json::infer_lines(text, complete, cls.sample_rows) {
-                Ok(i) => self.consider(i.certainty, Format::Json, i.schema, Dialect::None, i.rows),
+                Ok(i) => {
+                    let reading = Reading::json(i.schema, Dialect::None, i.rows);
+                    self.consider("json-lines".into(), i.certainty, reading)
+                }
                 Err(e) => self.last_error = Some(e),
             }
         }
@@ -211,8 +274,7 @@ impl Contest<'_> {
                 ..CsvOptions::default()
             };
             if let Ok(i) = csv::infer(text, complete, &opts) {
-                let dialect = Dialect::Csv(i.dialect);
-                self.consider(i.certainty, Format::Csv, i.schema, dialect, i.rows);
+                self.consider("csv".into(), i.certainty, Reading::csv(i));
             }
         }
     }
@@ -279,6 +341,30 @@ mod tests {
             s
         })
         .expect("spec")
+    }
+
+    #[test]
+    fn a_json_document_never_becomes_csv_fragments() {
+        let cls = Classifiers::from_spec(&spec(vec![])).expect("classifiers");
+        // one line (the CSV sniffer would split it on commas) and one record per line
+        for text in [
+            &br#"[{"yield":27,"site":"A"},{"yield":48.8,"site":"B"}]"#[..],
+            b"[{\"yield\":27,\"site\":\"A\"},\n{\"yield\":48.8,\"site\":\"B\"}\n]\n",
+        ] {
+            let i = classify_text(text, true, &cls)
+                .expect("ok")
+                .expect("classified");
+            assert_eq!(i.format, Format::Json);
+            assert_eq!(i.rows, Some(2));
+            let mut names: Vec<&str> = i
+                .schema
+                .fields()
+                .iter()
+                .map(|f| f.name().as_str())
+                .collect();
+            names.sort_unstable();
+            assert_eq!(names, ["site", "yield"]);
+        }
     }
 
     #[test]

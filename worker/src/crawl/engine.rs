@@ -777,6 +777,7 @@ fn planned(
                 .collect(),
             schema_version: 0,
             deprecated: false,
+            ..Default::default()
         })
         .collect();
     let mut errors = report.errors.clone();
@@ -844,7 +845,10 @@ async fn table_status(
         .iter()
         .map(|t| {
             let props = t.metadata().properties();
+            let (classifier, decisions) = catalog::decisions(props);
             CrawledTable {
+                classifier,
+                decisions,
                 name: t.identifier().name().to_string(),
                 format: props.get(PROP_FORMAT).cloned().unwrap_or_default(),
                 location: props

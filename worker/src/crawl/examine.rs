@@ -6,9 +6,11 @@ use bytes::Bytes;
 use crate::crawl::classify::{self, Classifiers, Magic};
 use crate::crawl::compression::{self, Compression};
 use crate::crawl::error::ObjectFailure;
-use crate::crawl::infer::{avro, parquet};
-use crate::crawl::model::{Dialect, Format, Inferred, ObjectMeta};
+use crate::crawl::infer::csv::{self, CsvOptions};
+use crate::crawl::infer::{avro, document, json, parquet};
+use crate::crawl::model::{Decision, Dialect, Format, Inferred, ObjectMeta};
 use crate::lake::s3::Store;
+use lakeform_api::crawler::HeaderMode;
 
 /// Bytes of text sampled for classification and inference.
 pub const SAMPLE_BYTES: u64 = 1 << 20;
@@ -16,6 +18,14 @@ pub const SAMPLE_BYTES: u64 = 1 << 20;
 const SAMPLE_DECOMPRESSED: usize = 8 << 20;
 /// Largest whole document read for JSON-path classifiers.
 const MAX_DOCUMENT: u64 = 64 << 20;
+/// A CSV object larger than the sample, up to this size, is read whole and its column types
+/// inferred from every row: a `NA` or a wider value after the sample cannot fail its ingest
+/// (CSV and JSON objects within the sample, with more rows than `sampleSize`, likewise).
+const WHOLE_CSV: u64 = 16 << 20;
+/// Most decompressed bytes of such a CSV object.
+const WHOLE_CSV_DECOMPRESSED: usize = 64 << 20;
+/// A whole object read for inference is kept for ingestion up to this size (decompressed).
+const KEEP_BODY: usize = 8 << 20;
 
 /// Outcome of examining an object.
 #[derive(Debug)]
@@ -81,13 +91,64 @@ pub async fn examine(
     let text = compression::decompress(&head, compression, !complete, SAMPLE_DECOMPRESSED)?;
     let text_complete = complete && text.len() < SAMPLE_DECOMPRESSED;
     match classify::classify_text(&text, text_complete, cls)? {
+        Some(mut i) if i.format == Format::Csv && !text_complete && obj.size <= WHOLE_CSV => {
+            let raw = store.get_all(bucket, &obj.key).await?;
+            let whole = compression::decompress(&raw, compression, false, WHOLE_CSV_DECOMPRESSED)?;
+            if whole.len() < WHOLE_CSV_DECOMPRESSED {
+                every_row(whole, &mut i)?;
+            }
+            Ok(Examined::Classified(Box::new(i)))
+        }
         Some(mut i) => {
-            // keep the compressed body only when it is the whole object
-            i.body = complete.then(|| Bytes::from(text));
+            let more_rows = i.rows.is_some_and(|r| r >= cls.sample_rows as u64);
+            if matches!(i.format, Format::Csv | Format::Json) && text_complete && more_rows {
+                every_row(text, &mut i)?;
+            } else {
+                // keep the compressed body only when it is the whole object
+                i.body = complete.then(|| Bytes::from(text));
+            }
             Ok(Examined::Classified(Box::new(i)))
         }
         None => Ok(Examined::Unclassified("no classifier matched".into())),
     }
+}
+
+/// A CSV or JSON object's column types from every row of `text` (the whole object, read as
+/// the sample classified it): a `NA` or a wider value after the sample widens the column here
+/// rather than failing the ingest. The body is kept for ingestion when small enough.
+fn every_row(text: Vec<u8>, i: &mut Inferred) -> Result<(), ObjectFailure> {
+    let (schema, rows) = match &i.dialect {
+        Dialect::Csv(dialect) => {
+            let opts = CsvOptions {
+                delimiter: Some(dialect.delimiter),
+                quote: dialect.quote,
+                header: match dialect.header {
+                    true => HeaderMode::Present,
+                    false => HeaderMode::Absent,
+                },
+                columns: dialect.columns.clone(),
+                sample_rows: usize::MAX,
+            };
+            let whole = csv::infer(&text, true, &opts)?;
+            i.decision.text_columns = whole.text_columns;
+            (whole.schema, whole.rows)
+        }
+        Dialect::JsonDocument(_) => {
+            let records = document::records(&text, true)
+                .ok_or_else(|| ObjectFailure::Json("not a JSON document of records".into()))?;
+            let whole = document::infer(&text, &records, usize::MAX)?;
+            (whole.schema, whole.rows)
+        }
+        Dialect::None if i.format == Format::Json => {
+            let whole = json::infer_lines(&text, true, usize::MAX)?;
+            (whole.schema, whole.rows)
+        }
+        _ => return Ok(()),
+    };
+    i.schema = std::sync::Arc::new(schema);
+    i.rows = Some(rows);
+    i.body = (text.len() <= KEEP_BODY).then(|| Bytes::from(text));
+    Ok(())
 }
 
 fn footer_from_bytes(data: &[u8]) -> Result<Examined, ObjectFailure> {
@@ -109,6 +170,11 @@ fn parquet_inferred(
         parquet: Some(meta),
         body: None,
         rows: Some(rows),
+        decision: Decision {
+            classifier: "parquet".into(),
+            certainty: 1.0,
+            text_columns: Vec::new(),
+        },
     }
 }
 
@@ -206,6 +272,11 @@ async fn avro_header(
                 parquet: None,
                 body,
                 rows: None,
+                decision: Decision {
+                    classifier: "avro".into(),
+                    certainty: 1.0,
+                    text_columns: Vec::new(),
+                },
             })));
         }
         if head.len() as u64 >= obj.size || len >= SAMPLE_BYTES * 16 {
@@ -282,5 +353,56 @@ mod tests {
             "footer longer than the file"
         );
         assert!(locate_footer(b"not parquet at all", 18).is_err());
+    }
+
+    fn csv_sampled(text: &[u8]) -> Inferred {
+        let spec: lakeform_api::crawler::CrawlerSpec =
+            serde_yaml::from_str("lakeRef: {name: l}\ndatabase: d\ntargets: [{zone: raw}]\n")
+                .expect("spec");
+        let cls = Classifiers::from_spec(&spec).expect("classifiers");
+        classify::classify_text(text, true, &cls)
+            .expect("ok")
+            .expect("classified")
+    }
+
+    #[test]
+    fn a_wider_value_after_the_sample_widens_the_column() {
+        let mut text = String::from("id,n\n");
+        for r in 0..3000 {
+            let n = if r == 2500 {
+                "unknown".to_string()
+            } else {
+                r.to_string()
+            };
+            text.push_str(&format!("{r},{n}\n"));
+        }
+        let mut i = csv_sampled(text.as_bytes());
+        assert_eq!(
+            i.schema.field(1).data_type(),
+            &arrow_schema::DataType::Int64
+        );
+        every_row(text.clone().into_bytes(), &mut i).expect("inferred");
+        assert_eq!(i.schema.field(1).data_type(), &arrow_schema::DataType::Utf8);
+        assert_eq!(i.rows, Some(3000));
+        assert!(i.body.is_some(), "kept for ingestion");
+    }
+
+    #[test]
+    fn null_tokens_do_not_make_a_numeric_column_text() {
+        let mut text = String::from("id,amount\n");
+        for r in 0..3000 {
+            let a = if r % 700 == 5 {
+                "N/A".to_string()
+            } else {
+                format!("{r}.5")
+            };
+            text.push_str(&format!("{r},{a}\n"));
+        }
+        let mut i = csv_sampled(text.as_bytes());
+        every_row(text.into_bytes(), &mut i).expect("inferred");
+        assert_eq!(
+            i.schema.field(1).data_type(),
+            &arrow_schema::DataType::Float64
+        );
     }
 }

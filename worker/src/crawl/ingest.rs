@@ -5,15 +5,17 @@
 use std::io::Cursor;
 use std::sync::Arc;
 
+use arrow_array::cast::AsArray;
 use arrow_array::{Array, ArrayRef, RecordBatch, StringArray, new_null_array};
 use arrow_schema::{DataType, Schema, SchemaRef};
 use iceberg::spec::{DataFile, Struct};
 use iceberg::table::Table;
 use iceberg::writer::IcebergWriter;
 
+use crate::crawl::dates;
 use crate::crawl::error::ObjectFailure;
 use crate::crawl::infer::csv::strip_bom;
-use crate::crawl::infer::{json, log};
+use crate::crawl::infer::{csv, document, json, log};
 use crate::crawl::model::{CsvDialect, Dialect, Format};
 use crate::lake::catalog::PartitionColumn;
 use crate::lake::writer::data_file_writer;
@@ -36,6 +38,7 @@ pub fn decode(
             let records = json::records_at(body, path)?;
             from_json_values(&records, data, ObjectFailure::Json)?
         }
+        (Format::Json, Dialect::JsonDocument(key)) => decode_document(body, key.as_deref(), data)?,
         (Format::Json, _) => arrow_json::ReaderBuilder::new(data.clone())
             .with_coerce_primitive(true)
             .with_batch_size(BATCH_ROWS)
@@ -69,19 +72,27 @@ pub fn decode(
 }
 
 /// CSV read with the file's columns in file order, typed as the table has them (columns the
-/// table lacks keep their inferred type).
+/// table lacks keep their inferred type). When arrow's typed reader refuses a value (a null
+/// token such as `NA`, a date in another shape), the object is read again as text and each
+/// typed column converted on its own ([`typed_from_text`]).
 fn decode_csv(
     body: &[u8],
     d: &CsvDialect,
     file_schema: &Schema,
     data: &SchemaRef,
 ) -> Result<Vec<RecordBatch>, ObjectFailure> {
-    let read = Schema::new(
+    let read = Arc::new(Schema::new(
         d.columns
             .iter()
             .enumerate()
             .map(|(i, name)| match data.field_with_name(name) {
-                Ok(f) => f.clone(),
+                // the table's type, with the file's date shape (field metadata) if any
+                Ok(f) => match file_schema.field_with_name(name) {
+                    Ok(inferred) if inferred.data_type() == f.data_type() => {
+                        f.clone().with_metadata(inferred.metadata().clone())
+                    }
+                    _ => f.clone(),
+                },
                 Err(_) => {
                     let dt = file_schema
                         .fields()
@@ -92,8 +103,39 @@ fn decode_csv(
                 }
             })
             .collect::<Vec<_>>(),
-    );
-    arrow_csv::ReaderBuilder::new(Arc::new(read))
+    ));
+    let shaped = read
+        .fields()
+        .iter()
+        .any(|f| f.metadata().contains_key(dates::FORMAT_KEY));
+    let typed = match shaped {
+        true => Err(ObjectFailure::Csv("dates in a recorded shape".into())),
+        false => read_csv(body, d, read.clone()),
+    };
+    match typed {
+        Ok(batches) => Ok(batches),
+        Err(_) => {
+            let text = Arc::new(Schema::new(
+                read.fields()
+                    .iter()
+                    .map(|f| arrow_schema::Field::new(f.name(), DataType::Utf8, true))
+                    .collect::<Vec<_>>(),
+            ));
+            read_csv(body, d, text)?
+                .iter()
+                .map(|b| typed_from_text(b, &read))
+                .collect()
+        }
+    }
+}
+
+/// The CSV records of `body` in `schema`'s types.
+fn read_csv(
+    body: &[u8],
+    d: &CsvDialect,
+    schema: SchemaRef,
+) -> Result<Vec<RecordBatch>, ObjectFailure> {
+    arrow_csv::ReaderBuilder::new(schema)
         .with_header(d.header)
         .with_delimiter(d.delimiter)
         .with_quote(d.quote)
@@ -102,6 +144,74 @@ fn decode_csv(
         .build(Cursor::new(strip_bom(body)))
         .and_then(|r| r.collect::<Result<Vec<_>, _>>())
         .map_err(|e| ObjectFailure::Csv(e.to_string()))
+}
+
+/// A batch of text columns in `schema`'s types: text columns as they are; in the others the
+/// null tokens (`csv::is_null_token`) become nulls and every other value must convert
+/// (dates in a recorded shape through `crate::crawl::dates`), or the object fails naming the
+/// column and the value.
+fn typed_from_text(batch: &RecordBatch, schema: &SchemaRef) -> Result<RecordBatch, ObjectFailure> {
+    let columns = schema
+        .fields()
+        .iter()
+        .zip(batch.columns())
+        .map(|(field, column)| {
+            if field.data_type() == &DataType::Utf8 {
+                return Ok(column.clone());
+            }
+            let strings = column.as_string::<i32>();
+            let cleaned: StringArray = strings
+                .iter()
+                .map(|v| v.filter(|v| !csv::is_null_token(v.trim())))
+                .collect();
+            dates::cast_text(&cleaned, field).map_err(|e| {
+                ObjectFailure::Csv(format!(
+                    "column {} ({}): {e}",
+                    field.name(),
+                    field.data_type()
+                ))
+            })
+        })
+        .collect::<Result<Vec<ArrayRef>, _>>()?;
+    RecordBatch::try_new(schema.clone(), columns).map_err(|e| ObjectFailure::Schema(e.to_string()))
+}
+
+/// The records of a JSON document fed to arrow's decoder one span at a time: no document
+/// tree, batches of [`BATCH_ROWS`].
+fn decode_document(
+    body: &[u8],
+    key: Option<&str>,
+    data: &SchemaRef,
+) -> Result<Vec<RecordBatch>, ObjectFailure> {
+    let text = strip_bom(body);
+    let spans = document::spans(text, key)?;
+    let json = |e: arrow_schema::ArrowError| ObjectFailure::Json(e.to_string());
+    let mut decoder = arrow_json::ReaderBuilder::new(data.clone())
+        .with_coerce_primitive(true)
+        .with_batch_size(BATCH_ROWS)
+        .build_decoder()
+        .map_err(json)?;
+    let mut batches = Vec::new();
+    for span in spans {
+        for chunk in [&text[span], &b"\n"[..]] {
+            let mut rest = chunk;
+            while !rest.is_empty() {
+                let read = decoder.decode(rest).map_err(json)?;
+                if read == 0 {
+                    // a full batch: flush it, then go on
+                    match decoder.flush().map_err(json)? {
+                        Some(batch) => batches.push(batch),
+                        None => {
+                            return Err(ObjectFailure::Json("the decoder took no bytes".into()));
+                        }
+                    }
+                }
+                rest = &rest[read..];
+            }
+        }
+    }
+    batches.extend(decoder.flush().map_err(json)?);
+    Ok(batches)
 }
 
 /// JSON values (records found at a JSON path, Avro rows) decoded into `data`'s fields in one
@@ -240,6 +350,95 @@ mod tests {
             serde_yaml::from_str("lakeRef: {name: l}\ndatabase: d\ntargets: [{zone: raw}]\n")
                 .expect("spec");
         Classifiers::from_spec(&spec).expect("classifiers")
+    }
+
+    /// Classified as the crawler would, then decoded into the file's own (inferred) schema.
+    fn read_back(text: &[u8]) -> (crate::crawl::model::Inferred, Vec<RecordBatch>) {
+        let i = classify_text(text, true, &classifiers())
+            .expect("ok")
+            .expect("classified");
+        let data = i.schema.clone();
+        let batches = decode(text, i.format, &i.dialect, &i.schema, &data).expect("decode");
+        (i, batches)
+    }
+
+    #[test]
+    fn null_tokens_after_the_sample_are_nulls_in_typed_columns_only() {
+        // 1500 rows: the classifier samples 1000, `NA` comes at row 1200 in a numeric column
+        // and in a text column (where it stays text).
+        let mut text = String::from("id,price,code\n");
+        for r in 0..1500 {
+            let (price, code) = if r == 1200 {
+                ("NA", "NA")
+            } else {
+                ("2.5", "DE")
+            };
+            text.push_str(&format!("{r},{price},{code}\n"));
+        }
+        let (i, batches) = read_back(text.as_bytes());
+        assert_eq!(i.schema.field(1).data_type(), &DataType::Float64);
+        let rows: usize = batches.iter().map(RecordBatch::num_rows).sum();
+        assert_eq!(rows, 1500, "every row ingested");
+        let nulls: usize = batches.iter().map(|b| b.column(1).null_count()).sum();
+        assert_eq!(nulls, 1);
+        let codes: Vec<String> = batches
+            .iter()
+            .flat_map(|b| {
+                b.column(2)
+                    .as_string::<i32>()
+                    .iter()
+                    .flatten()
+                    .map(str::to_string)
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        assert!(codes.iter().any(|c| c == "NA"), "a text column keeps NA");
+    }
+
+    #[test]
+    fn dates_in_common_shapes_are_typed_and_parsed() {
+        let text = b"day,at,n\n2012/01/01,2010/01/01 00:00,1\n2012/01/02,2010/01/01 01:30,2\n";
+        let (i, batches) = read_back(text);
+        assert_eq!(i.schema.field(0).data_type(), &DataType::Date32);
+        assert_eq!(
+            i.schema
+                .field(0)
+                .metadata()
+                .get(dates::FORMAT_KEY)
+                .map(String::as_str),
+            Some("%Y/%m/%d")
+        );
+        assert!(matches!(
+            i.schema.field(1).data_type(),
+            DataType::Timestamp(_, None)
+        ));
+        let days = batches[0]
+            .column(0)
+            .as_primitive::<arrow_array::types::Date32Type>();
+        assert_eq!(days.value(1) - days.value(0), 1);
+        assert_eq!(days.value(0), 15340, "2012-01-01");
+    }
+
+    #[test]
+    fn json_documents_are_read_record_by_record() {
+        let mut text = String::from("[\n");
+        for r in 0..20_000 {
+            let sep = if r == 19_999 { "" } else { "," };
+            text.push_str(&format!(
+                "  {{\"id\": {r}, \"tags\": [\"a\"], \"who\": {{\"n\": \"x\"}}}}{sep}\n"
+            ));
+        }
+        text.push(']');
+        let (i, batches) = read_back(text.as_bytes());
+        assert_eq!(i.format, Format::Json);
+        assert!(matches!(i.dialect, Dialect::JsonDocument(None)));
+        let rows: usize = batches.iter().map(RecordBatch::num_rows).sum();
+        assert_eq!(rows, 20_000);
+        assert!(batches.len() >= 3, "batches of {BATCH_ROWS} rows");
+        let wrapped = br#"{"Records": [{"eventName": "a"}, {"eventName": "b"}]}"#;
+        let (i, batches) = read_back(wrapped);
+        assert!(matches!(&i.dialect, Dialect::JsonDocument(Some(k)) if k == "Records"));
+        assert_eq!(batches[0].num_rows(), 2);
     }
 
     #[test]

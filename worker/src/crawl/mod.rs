@@ -11,6 +11,7 @@ pub mod catalog;
 pub mod classify;
 pub mod compression;
 pub mod datafile;
+pub mod dates;
 pub mod engine;
 pub mod error;
 pub mod evolve;

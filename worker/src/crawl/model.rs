@@ -94,6 +94,9 @@ pub enum Dialect {
     Log(LogDialect),
     /// JSON documents whose records sit at a path (`$.records[*]` → `["records"]`).
     JsonPath(Vec<String>),
+    /// A JSON document of records found by the built-in classifier: the document is the
+    /// array (`None`) or the array is under a top-level key (`Some`); read record by record.
+    JsonDocument(Option<String>),
 }
 
 /// What inference found out about one object.
@@ -109,4 +112,18 @@ pub struct Inferred {
     pub body: Option<bytes::Bytes>,
     /// Rows seen while inferring (text formats) or in the footer (Parquet).
     pub rows: Option<u64>,
+    /// Why it was read this way.
+    pub decision: Decision,
+}
+
+/// Which classifier won an object, how sure it was, and which columns fell back to text.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Decision {
+    /// `csv`, `json-document`, `json-lines`, `grok:<name>`, `parquet`, … (`custom …` for a
+    /// classifier of the spec).
+    pub classifier: String,
+    /// Its certainty (0..=1).
+    pub certainty: f64,
+    /// Columns typed as text although most sampled values were not, with why.
+    pub text_columns: Vec<String>,
 }

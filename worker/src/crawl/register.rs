@@ -15,10 +15,12 @@ use iceberg_catalog_rest::RestCatalog;
 use lakeform_api::crawler::{CrawlerSpec, UpdateBehavior};
 
 use crate::crawl::catalog::{
-    self, PROP_CRAWLER, PROP_DEPRECATED, PROP_FORMAT, PROP_NAME_MAPPING, PROP_OBJECTS, PROP_SOURCE,
+    self, PROP_CLASSIFIER, PROP_COLUMN_FORMAT, PROP_CRAWLER, PROP_DEPRECATED, PROP_FORMAT,
+    PROP_NAME_MAPPING, PROP_OBJECTS, PROP_SOURCE, PROP_TEXT_COLUMNS,
 };
 use crate::crawl::compression::{self, Compression};
 use crate::crawl::datafile;
+use crate::crawl::dates;
 use crate::crawl::engine::{Entry, Known, Plan, Report};
 use crate::crawl::error::{CrawlError, ObjectFailure};
 use crate::crawl::evolve;
@@ -29,6 +31,9 @@ use crate::crawl::schema::{self, Widening};
 use crate::lake;
 use crate::lake::catalog::{CatalogConn, PartitionColumn};
 use crate::lake::s3::Store;
+
+/// Most lines of [`PROP_TEXT_COLUMNS`] kept on a table.
+const MAX_TEXT_NOTES: usize = 20;
 
 /// New objects of a dataset: index into the listing, and partition values.
 type NewObjects = Vec<(usize, Vec<Option<String>>)>;
@@ -73,7 +78,10 @@ impl DatasetCtx<'_> {
 
         let (table, created) = match prev {
             Some(k) => (k.table.clone(), false),
-            None => (self.create(ident, ds, source, report).await?, true),
+            None => {
+                let why = self.decisions(&new);
+                (self.create(ident, ds, source, why, report).await?, true)
+            }
         };
         let partitions: Vec<PartitionColumn> = catalog::partition_columns(&table);
         let (table, usable, evolved) = if created {
@@ -86,6 +94,19 @@ impl DatasetCtx<'_> {
         } else {
             self.ingest(&table, &partitions, &usable, report).await
         };
+        if created && added.is_empty() {
+            // none of its objects could be read: no table rather than an empty one
+            self.catalog
+                .drop_table(ident)
+                .await
+                .map_err(CrawlError::catalog(format!("dropping {ident}")))?;
+            report.created -= 1;
+            report.notes.push(format!(
+                "{ident} not created: none of its {} new objects could be read (see errors)",
+                usable.len()
+            ));
+            return Ok(());
+        }
         for i in &added {
             let e = &self.entries[*i];
             objects.insert(e.full(), e.meta.fingerprint());
@@ -109,19 +130,57 @@ impl DatasetCtx<'_> {
             .collect()
     }
 
-    /// Creates the table of a new dataset, owned by the crawler.
+    /// How the new objects were read, as table properties: the least certain object's
+    /// classifier, the date shapes of columns, the columns that fell back to text.
+    fn decisions(&self, new: &NewObjects) -> HashMap<String, String> {
+        let mut props = HashMap::new();
+        let mut least: Option<&Inferred> = None;
+        let mut text = Vec::new();
+        for (i, _) in new {
+            let inf = &self.inferred[i];
+            if least.is_none_or(|l| inf.decision.certainty < l.decision.certainty) {
+                least = Some(inf);
+            }
+            let key = &self.entries[*i].meta.key;
+            text.extend(
+                inf.decision
+                    .text_columns
+                    .iter()
+                    .map(|n| format!("{key}: {n}")),
+            );
+            for f in inf.schema.fields() {
+                if let Some(shape) = f.metadata().get(dates::FORMAT_KEY) {
+                    props.insert(format!("{PROP_COLUMN_FORMAT}{}", f.name()), shape.clone());
+                }
+            }
+        }
+        if let Some(d) = least.map(|l| &l.decision) {
+            let said = format!("{} (certainty {:.2})", d.classifier, d.certainty);
+            props.insert(PROP_CLASSIFIER.to_string(), said);
+        }
+        if !text.is_empty() {
+            text.truncate(MAX_TEXT_NOTES);
+            props.insert(PROP_TEXT_COLUMNS.to_string(), text.join("\n"));
+        }
+        props
+    }
+
+    /// Creates the table of a new dataset, owned by the crawler; `why` says how its objects
+    /// were read (`decisions`).
     async fn create(
         &self,
         ident: &TableIdent,
         ds: &Dataset,
         source: &str,
+        why: HashMap<String, String>,
         report: &mut Report,
     ) -> Result<Table, CrawlError> {
-        let props = HashMap::from([
+        let mut props = HashMap::from([
             (PROP_CRAWLER.to_string(), self.crawler.to_string()),
             (PROP_FORMAT.to_string(), ds.format.as_str().to_string()),
             (PROP_SOURCE.to_string(), source.to_string()),
         ]);
+        props.extend(why);
         let t = lake::catalog::create_table(self.catalog, ident, &ds.schema, &ds.partitions, props)
             .await?;
         report.created += 1;

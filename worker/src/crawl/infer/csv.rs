@@ -8,6 +8,7 @@ use arrow_schema::{DataType, Field, Schema, TimeUnit};
 use lakeform_api::crawler::HeaderMode;
 use regex::Regex;
 
+use crate::crawl::dates;
 use crate::crawl::error::ObjectFailure;
 use crate::crawl::model::CsvDialect;
 use crate::lake::schema::{UTC, normalize};
@@ -17,6 +18,25 @@ pub const DELIMITERS: [u8; 4] = [b',', b'\t', b'|', b';'];
 
 /// Records looked at for sniffing.
 const SNIFF_RECORDS: usize = 200;
+
+/// Values that mean "no value" in a column that is not text: empty, `NA`, `N/A`, `NULL`,
+/// `null`, `\N` (MySQL and PostgreSQL dumps), `-`, `NaN` and `nan`. Type inference skips them,
+/// so a numeric column with `NA` stays numeric; ingestion turns them into nulls in such
+/// columns only (a text column keeps the string `NA`).
+pub const NULL_TOKENS: &str = r"^(?:|NA|N/A|NULL|null|\\N|-|NaN|nan)$";
+
+/// [`NULL_TOKENS`] compiled.
+pub fn null_tokens() -> Option<Regex> {
+    Regex::new(NULL_TOKENS).ok()
+}
+
+/// Whether `v` is one of the [`NULL_TOKENS`].
+pub fn is_null_token(v: &str) -> bool {
+    matches!(
+        v,
+        "" | "NA" | "N/A" | "NULL" | "null" | "\\N" | "-" | "NaN" | "nan"
+    )
+}
 
 /// What the crawler's classifiers say about CSV.
 #[derive(Clone, Debug)]
@@ -191,6 +211,8 @@ pub struct CsvInference {
     pub rows: u64,
     /// How sure we are this is CSV (0..=1).
     pub certainty: f64,
+    /// Text columns whose sampled values were mostly numbers or dates: why each stayed text.
+    pub text_columns: Vec<String>,
 }
 
 /// Sniffs the dialect of `text` (a sample; `complete` when it is the whole object) and infers
@@ -231,22 +253,30 @@ pub fn infer(
     };
 
     let usable = complete_records(text, complete, delimiter, header, opts);
-    let format = arrow_csv::reader::Format::default()
+    let mut format = arrow_csv::reader::Format::default()
         .with_header(header)
         .with_delimiter(delimiter)
         .with_quote(opts.quote)
         .with_truncated_rows(true);
+    if let Some(nulls) = null_tokens() {
+        format = format.with_null_regex(nulls);
+    }
     let (inferred, rows) = format
         .infer_schema(Cursor::new(usable), Some(opts.sample_rows))
         .map_err(|e| ObjectFailure::Csv(e.to_string()))?;
     let data_rows: Vec<&csv::StringRecord> = recs.iter().skip(usize::from(header)).collect();
-    let schema = normalize(&Schema::new(zoned_fields(&inferred, &names, &data_rows)));
+    let schema = dated(
+        &normalize(&Schema::new(zoned_fields(&inferred, &names, &data_rows))),
+        &data_rows,
+    );
     let certainty = if fields_count(&schema) >= 2 {
         0.6 + 0.3 * share
     } else {
         0.3
     };
+    let text_columns = fallbacks(&schema, &data_rows);
     Ok(CsvInference {
+        text_columns,
         dialect: CsvDialect {
             delimiter,
             quote: opts.quote,
@@ -368,6 +398,56 @@ fn zoned_fields(
             Field::new(name, dt, true)
         })
         .collect()
+}
+
+/// Text columns whose sampled values all have one date or timestamp shape
+/// ([`crate::crawl::dates`]) typed so, their shape in the field's metadata.
+fn dated(schema: &Schema, data_rows: &[&csv::StringRecord]) -> Schema {
+    let fields: Vec<Field> = schema
+        .fields()
+        .iter()
+        .enumerate()
+        .map(|(i, f)| {
+            let shaped = (f.data_type() == &DataType::Utf8)
+                .then(|| dates::infer(data_rows.iter().filter_map(|r| r.get(i))))
+                .flatten();
+            match shaped {
+                Some((dt, format)) => dates::with_format(f, dt, format),
+                None => f.as_ref().clone(),
+            }
+        })
+        .collect();
+    Schema::new(fields)
+}
+
+/// Text columns most of whose sampled values are numbers, booleans or dates: the column fell
+/// back to text because of the others (`price: 3 of 200 sampled values are not numbers, e.g.
+/// "call"`).
+fn fallbacks(schema: &Schema, data_rows: &[&csv::StringRecord]) -> Vec<String> {
+    let mut out = Vec::new();
+    for (i, f) in schema.fields().iter().enumerate() {
+        if f.data_type() != &DataType::Utf8 {
+            continue;
+        }
+        let values: Vec<&str> = data_rows
+            .iter()
+            .filter_map(|r| r.get(i))
+            .map(str::trim)
+            .filter(|v| !is_null_token(v))
+            .collect();
+        let typed = |v: &str| !matches!(kind(v), Kind::Text | Kind::Empty);
+        let n_typed = values.iter().filter(|v| typed(v)).count();
+        let odd = values.iter().find(|v| !typed(v));
+        if let Some(odd) = odd.filter(|_| n_typed * 2 >= values.len()) {
+            out.push(format!(
+                "{}: {} of {} sampled values are not numbers, booleans or dates, e.g. {odd:?}",
+                f.name(),
+                values.len() - n_typed,
+                values.len()
+            ));
+        }
+    }
+    out
 }
 
 fn fields_count(s: &Schema) -> usize {

@@ -2,6 +2,7 @@
 
 pub mod avro;
 pub mod csv;
+pub mod document;
 pub mod json;
 pub mod log;
 pub mod parquet;
