@@ -165,24 +165,26 @@ async fn crawler_corpus_reads_back_evolves_and_recrawls_for_free() -> Result<()>
     lake::create_bucket(&s3, &bucket).await?;
     let result = scenario(&env, &s3, &bucket, &database).await;
 
-    // cleanup: tables, namespace, bucket
-    if let Ok(catalog) = lake::rest_catalog(&env).await {
-        let ns = NamespaceIdent::new(database.clone());
-        if let Ok(tables) = catalog.list_tables(&ns).await {
-            for t in tables {
-                if let Err(e) = catalog.purge_table(&t).await {
-                    eprintln!("cleanup: purge {t}: {e}");
-                }
+    cleanup(&env, &s3, &bucket, &database).await;
+    result
+}
+
+/// Drop what a crawl test made: its tables, its namespace and its bucket (failures printed).
+async fn cleanup(env: &Env, s3: &aws_sdk_s3::Client, bucket: &str, database: &str) {
+    if let Ok(catalog) = lake::rest_catalog(env).await {
+        let ns = NamespaceIdent::new(database.to_string());
+        for t in catalog.list_tables(&ns).await.unwrap_or_default() {
+            if let Err(e) = catalog.purge_table(&t).await {
+                eprintln!("cleanup: purge {t}: {e}");
             }
         }
         if let Err(e) = catalog.drop_namespace(&ns).await {
             eprintln!("cleanup: drop namespace {database}: {e}");
         }
     }
-    if let Err(e) = lake::delete_bucket(&s3, &bucket).await {
+    if let Err(e) = lake::delete_bucket(s3, bucket).await {
         eprintln!("cleanup: bucket {bucket}: {e}");
     }
-    result
 }
 
 async fn scenario(env: &Env, s3: &aws_sdk_s3::Client, bucket: &str, database: &str) -> Result<()> {

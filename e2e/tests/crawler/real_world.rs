@@ -12,12 +12,11 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail, ensure};
-use iceberg::{Catalog, NamespaceIdent};
 use lakeform_e2e::{Env, lake};
 use lakeform_worker::crawl::crawl;
 use serde_json::Value;
 
-use super::{input_at, stats, summary};
+use super::{cleanup, input_at, stats, summary};
 
 const PREFIX: &str = "real/";
 
@@ -92,20 +91,7 @@ async fn real_world_files_become_the_tables_duckdb_reads() -> Result<()> {
     let database = bucket.replace('-', "_");
     lake::create_bucket(&s3, &bucket).await?;
     let result = scenario(&env, &s3, &bucket, &database, &dir).await;
-    if let Ok(catalog) = lake::rest_catalog(&env).await {
-        let ns = NamespaceIdent::new(database.clone());
-        for t in catalog.list_tables(&ns).await.unwrap_or_default() {
-            if let Err(e) = catalog.purge_table(&t).await {
-                eprintln!("cleanup: purge {t}: {e}");
-            }
-        }
-        if let Err(e) = catalog.drop_namespace(&ns).await {
-            eprintln!("cleanup: drop namespace {database}: {e}");
-        }
-    }
-    if let Err(e) = lake::delete_bucket(&s3, &bucket).await {
-        eprintln!("cleanup: bucket {bucket}: {e}");
-    }
+    cleanup(&env, &s3, &bucket, &database).await;
     result
 }
 

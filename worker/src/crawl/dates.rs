@@ -99,38 +99,41 @@ pub fn cast_text(strings: &StringArray, field: &Field) -> Result<ArrayRef, Strin
         return arrow_cast::cast_with_options(strings, field.data_type(), &options)
             .map_err(|e| e.to_string());
     };
-    let bad = |v: &str| format!("{v:?} is not a {} of shape {format}", field.data_type());
     match field.data_type() {
         DataType::Date32 => {
-            let days: Result<Vec<Option<i32>>, String> = strings
-                .iter()
-                .map(|v| {
-                    v.map(|v| {
-                        Date::strptime(format, v.trim())
-                            .map_err(|_| bad(v))
-                            .and_then(|d| epoch_days(d).ok_or_else(|| bad(v)))
-                    })
-                    .transpose()
-                })
-                .collect();
-            Ok(Arc::new(Date32Array::from(days?)))
+            let parse = |v: &str| Date::strptime(format, v).ok().and_then(epoch_days);
+            Ok(Arc::new(Date32Array::from(parse_all(
+                strings, field, parse,
+            )?)))
         }
         DataType::Timestamp(TimeUnit::Microsecond, None) => {
-            let micros: Result<Vec<Option<i64>>, String> = strings
-                .iter()
-                .map(|v| {
-                    v.map(|v| {
-                        DateTime::strptime(format, v.trim())
-                            .map_err(|_| bad(v))
-                            .and_then(|t| epoch_micros(t).ok_or_else(|| bad(v)))
-                    })
-                    .transpose()
-                })
-                .collect();
-            Ok(Arc::new(TimestampMicrosecondArray::from(micros?)))
+            let parse = |v: &str| DateTime::strptime(format, v).ok().and_then(epoch_micros);
+            Ok(Arc::new(TimestampMicrosecondArray::from(parse_all(
+                strings, field, parse,
+            )?)))
         }
         other => Err(format!("a recorded format on a {other} column")),
     }
+}
+
+/// Every value of `strings` parsed (trimmed); the first that does not parse is the error.
+fn parse_all<T>(
+    strings: &StringArray,
+    field: &Field,
+    parse: impl Fn(&str) -> Option<T>,
+) -> Result<Vec<Option<T>>, String> {
+    let format = field.metadata().get(FORMAT_KEY).map_or("", String::as_str);
+    strings
+        .iter()
+        .map(|v| {
+            v.map(|v| {
+                parse(v.trim()).ok_or_else(|| {
+                    format!("{v:?} is not a {} of shape {format}", field.data_type())
+                })
+            })
+            .transpose()
+        })
+        .collect()
 }
 
 fn epoch_days(d: Date) -> Option<i32> {
