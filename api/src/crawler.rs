@@ -72,6 +72,11 @@ pub struct CrawlerSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(max = 64), regex(pattern = r"^[a-z0-9_]*$"))]
     pub table_prefix: Option<String>,
+    /// Longest one crawl run may take, in seconds (its Job's `activeDeadlineSeconds`): a hung
+    /// crawl is stopped and reported failed instead of blocking every later run. Default 3600.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 60, max = 86400))]
+    pub timeout_seconds: Option<i64>,
     /// Fail the run, creating nothing, when it would create more tables than this.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 1, max = 100000))]

@@ -221,11 +221,17 @@ fn pod_template(
             crawler_ref(crawler),
         ]),
         env: Some(env),
+        // The crawler bounds what it holds (samples, 16 MiB whole reads, 512 MiB per ingested
+        // object); the limit makes the node enforce it.
         resources: Some(ResourceRequirements {
             requests: Some(BTreeMap::from([
                 ("cpu".to_string(), Quantity("100m".into())),
                 ("memory".to_string(), Quantity("256Mi".into())),
             ])),
+            limits: Some(BTreeMap::from([(
+                "memory".to_string(),
+                Quantity(CRAWL_MEMORY_LIMIT.into()),
+            )])),
             ..Default::default()
         }),
         security_context: Some(restricted()),
@@ -255,6 +261,11 @@ fn pod_template(
     }
 }
 
+/// A crawl run's deadline when `spec.timeoutSeconds` is unset.
+pub const DEFAULT_TIMEOUT_SECONDS: i64 = 3600;
+/// Memory limit of a crawl pod.
+pub const CRAWL_MEMORY_LIMIT: &str = "1Gi";
+
 fn job_spec(
     crawler: &Crawler,
     lake: &DataLake,
@@ -266,6 +277,12 @@ fn job_spec(
         // A failed crawl is reported, not retried at once: the next run (schedule or token)
         // starts afresh.
         backoff_limit: Some(0),
+        active_deadline_seconds: Some(
+            crawler
+                .spec
+                .timeout_seconds
+                .unwrap_or(DEFAULT_TIMEOUT_SECONDS),
+        ),
         template: pod_template(crawler, lake, image, trigger, extra_env),
         ..Default::default()
     }
@@ -438,6 +455,26 @@ mod tests {
             managed.rules.expect("rules")[3].resource_names,
             Some(vec!["orders-crawler-s3".to_string()])
         );
+    }
+
+    #[test]
+    fn crawl_jobs_have_a_deadline_and_a_memory_limit() {
+        let l = lake(EXTERNAL);
+        let deadline = |c: &Crawler| {
+            let job = token_job(c, &l, "t1", IMAGE, TRIGGER_EVENTS, Vec::new());
+            let spec = job.spec.expect("spec");
+            let pod = spec.template.spec.expect("pod");
+            let limits = pod.containers[0]
+                .resources
+                .as_ref()
+                .and_then(|r| r.limits.clone())
+                .expect("limits");
+            assert_eq!(limits["memory"], Quantity("1Gi".into()));
+            spec.active_deadline_seconds
+        };
+        assert_eq!(deadline(&crawler(CRAWLER)), Some(3600));
+        let short = crawler(&format!("{CRAWLER}  timeoutSeconds: 120\n"));
+        assert_eq!(deadline(&short), Some(120));
     }
 
     #[test]

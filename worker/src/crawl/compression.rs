@@ -90,6 +90,23 @@ pub fn decompress(
     Ok(out)
 }
 
+/// Decompresses a whole object, refusing one that expands past `limit` bytes (a
+/// decompression bomb is reported against its key, never held in memory).
+pub fn decompress_whole(
+    data: &[u8],
+    compression: Compression,
+    limit: usize,
+) -> Result<Vec<u8>, ObjectFailure> {
+    let out = decompress(data, compression, false, limit.saturating_add(1))?;
+    if out.len() > limit {
+        return Err(ObjectFailure::TooLarge {
+            what: "the decompressed object",
+            limit: limit as u64,
+        });
+    }
+    Ok(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -99,6 +116,24 @@ mod tests {
         let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
         enc.write_all(data).expect("gzip");
         enc.finish().expect("gzip")
+    }
+
+    #[test]
+    fn a_decompression_bomb_is_refused_not_held() {
+        // 64 MiB of zeros gzip to about 64 KiB
+        let gz = gzip(&vec![0u8; 64 << 20]);
+        assert!(gz.len() < 1 << 20);
+        let err = decompress_whole(&gz, Compression::Gzip, 1 << 20).expect_err("over the cap");
+        assert!(
+            err.to_string().contains("over the limit of 1048576 bytes"),
+            "{err}"
+        );
+        let small = gzip(b"a,b\n1,2\n");
+        assert_eq!(
+            decompress_whole(&small, Compression::Gzip, 1 << 20).expect("small"),
+            b"a,b\n1,2\n"
+        );
+        assert!(decompress_whole(b"abc", Compression::None, 2).is_err());
     }
 
     #[test]

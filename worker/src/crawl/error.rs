@@ -64,6 +64,8 @@ pub enum ObjectFailure {
     Read(String),
     #[error("decompressing: {0}")]
     Decompress(String),
+    #[error("{what} is over the limit of {limit} bytes a crawl reads of one object")]
+    TooLarge { what: &'static str, limit: u64 },
     #[error("not a valid Parquet file: {0}")]
     Parquet(String),
     #[error("not a valid Avro file: {0}")]

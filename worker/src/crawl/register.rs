@@ -32,6 +32,10 @@ use crate::lake;
 use crate::lake::catalog::{CatalogConn, PartitionColumn};
 use crate::lake::s3::Store;
 
+/// Largest object (and decompressed object) a crawl ingests: beyond it the object is reported
+/// against its key, never read into memory.
+pub const MAX_OBJECT_BYTES: usize = 512 << 20;
+
 /// Most lines of [`PROP_TEXT_COLUMNS`] kept on a table.
 const MAX_TEXT_NOTES: usize = 20;
 
@@ -471,6 +475,12 @@ impl DatasetCtx<'_> {
         let body = match &inf.body {
             Some(b) => b.clone(),
             None => {
+                if e.meta.size > MAX_OBJECT_BYTES as u64 {
+                    return Err(ObjectFailure::TooLarge {
+                        what: "the object",
+                        limit: MAX_OBJECT_BYTES as u64,
+                    });
+                }
                 let raw = self.store.get_all(&e.bucket, &e.meta.key).await?;
                 let c = match Compression::from_magic(&raw) {
                     Compression::None => Compression::from_key(&e.meta.key),
@@ -479,7 +489,7 @@ impl DatasetCtx<'_> {
                 if inf.format == Format::Avro {
                     raw
                 } else {
-                    bytes::Bytes::from(compression::decompress(&raw, c, false, usize::MAX)?)
+                    bytes::Bytes::from(compression::decompress_whole(&raw, c, MAX_OBJECT_BYTES)?)
                 }
             }
         };
