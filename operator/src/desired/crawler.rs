@@ -263,8 +263,9 @@ fn pod_template(
 
 /// A crawl run's deadline when `spec.timeoutSeconds` is unset.
 pub const DEFAULT_TIMEOUT_SECONDS: i64 = 3600;
-/// Memory limit of a crawl pod.
-pub const CRAWL_MEMORY_LIMIT: &str = "1Gi";
+/// Memory limit of a crawl pod: room for one 512 MiB object (`MAX_OBJECT_BYTES` of the worker),
+/// its Arrow batches and the Parquet writer.
+pub const CRAWL_MEMORY_LIMIT: &str = "2Gi";
 
 fn job_spec(
     crawler: &Crawler,
@@ -469,7 +470,7 @@ mod tests {
                 .as_ref()
                 .and_then(|r| r.limits.clone())
                 .expect("limits");
-            assert_eq!(limits["memory"], Quantity("1Gi".into()));
+            assert_eq!(limits["memory"], Quantity("2Gi".into()));
             spec.active_deadline_seconds
         };
         assert_eq!(deadline(&crawler(CRAWLER)), Some(3600));
