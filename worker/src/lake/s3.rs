@@ -3,8 +3,9 @@
 //! sign with an [`S3Connection`] (`lakeform_api::connection`, the operator's type too).
 
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 
-use aws_sdk_s3::config::{BehaviorVersion, Credentials, Region};
+use aws_sdk_s3::config::{BehaviorVersion, Credentials, Region, timeout::TimeoutConfig};
 use aws_sdk_s3::error::DisplayErrorContext;
 use aws_smithy_http_client::tls::{self, rustls_provider::CryptoMode};
 use bytes::Bytes;
@@ -56,8 +57,24 @@ pub struct Store {
     pub counters: Counters,
 }
 
+/// How long a connection to the S3 endpoint may take to open.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long an open request may wait for the first byte of its answer (a hung endpoint fails
+/// the request, and after the SDK's retries the object or the run, instead of hanging it;
+/// a long transfer that is making progress is not cut).
+pub const FIRST_BYTE_TIMEOUT: Duration = Duration::from_secs(60);
+
 impl Store {
     pub fn new(conn: &S3Connection) -> Store {
+        Store::with_timeouts(conn, CONNECT_TIMEOUT, FIRST_BYTE_TIMEOUT)
+    }
+
+    /// A store whose requests give up after `connect` to connect and `first_byte` to answer.
+    pub fn with_timeouts(conn: &S3Connection, connect: Duration, first_byte: Duration) -> Store {
+        let timeouts = TimeoutConfig::builder()
+            .connect_timeout(connect)
+            .read_timeout(first_byte)
+            .build();
         let http = aws_smithy_http_client::Builder::new()
             .tls_provider(tls::Provider::Rustls(CryptoMode::Ring))
             .build_https();
@@ -74,6 +91,7 @@ impl Store {
                 "lakeform-crawler",
             ))
             .http_client(http)
+            .timeout_config(timeouts)
             .build();
         Store {
             client: aws_sdk_s3::Client::from_conf(config),
@@ -161,5 +179,42 @@ impl Store {
             .bytes_read
             .fetch_add(body.len() as u64, Ordering::Relaxed);
         Ok(body)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_hung_endpoint_fails_the_request_instead_of_hanging_it() {
+        // accepts connections and never answers
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let held = tokio::spawn(async move {
+            let mut open = Vec::new();
+            while let Ok((conn, _)) = listener.accept().await {
+                open.push(conn);
+            }
+        });
+        let conn = S3Connection {
+            endpoint: format!("http://{addr}"),
+            region: "us-east-1".into(),
+            path_style: true,
+            access_key: "a".into(),
+            secret_key: "b".into(),
+        };
+        let store = Store::with_timeouts(&conn, Duration::from_secs(1), Duration::from_millis(500));
+        // without the timeouts this would wait for ever: the outer bound only stops the test
+        let got = tokio::time::timeout(
+            Duration::from_secs(120),
+            store.get_range("bucket", "key", 0, 10),
+        )
+        .await
+        .expect("the request gave up on its own");
+        assert!(got.is_err(), "a request to a silent endpoint must fail");
+        held.abort();
     }
 }
