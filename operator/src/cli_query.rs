@@ -210,13 +210,7 @@ async fn credentials(
             "user {user} has no Trino login in this lake (no Secret {ns}/{secret_name}): logins are made for the admin, the users of workgroups and the principals of Grants"
         );
     };
-    let value = |key: &str| {
-        secret
-            .data
-            .as_ref()
-            .and_then(|d| d.get(key))
-            .and_then(|v| String::from_utf8(v.0.clone()).ok())
-    };
+    let value = |key: &str| crate::controller::lake::secret_value(&secret, key);
     match (value(trino_auth::USER_KEY), value(trino_auth::PASSWORD_KEY)) {
         (Some(login), Some(password)) => Ok(Credentials { login, password }),
         _ => bail!(

@@ -47,6 +47,8 @@ use super::trino;
 
 /// The `app.kubernetes.io/component` of the logins' objects.
 pub const COMPONENT: &str = "trino-auth";
+/// The component of the lake's key Secret (made once, never pruned with the logins).
+const KEY_COMPONENT: &str = "trino-key";
 pub use super::trino_access::ADMIN_USER;
 /// Where the coordinator mounts the password file's Secret (a whole directory: the kubelet
 /// updates it in place).
@@ -319,18 +321,13 @@ pub fn password_file(logins: &[Login], keys: &Keyring) -> String {
 /// The lake's key Secret, made once from a random `token` and the coordinator's TLS material
 /// (owned by the lake: its passwords go with it).
 pub fn key_secret(lake: &DataLake, token: String, tls: &crate::tls::ServerTls) -> Secret {
-    let mut secret = secret(
-        lake,
-        key_secret_name(lake),
-        BTreeMap::from([
-            (KEY_SECRET_KEY.to_string(), token),
-            (CA_FILE.to_string(), tls.ca_certificate.clone()),
-            (KEYSTORE_FILE.to_string(), tls.keystore.clone()),
-        ]),
-    );
+    let data = BTreeMap::from([
+        (KEY_SECRET_KEY.to_string(), token),
+        (CA_FILE.to_string(), tls.ca_certificate.clone()),
+        (KEYSTORE_FILE.to_string(), tls.keystore.clone()),
+    ]);
     // Not in the logins' set (which prunes what it does not hold): a component of its own.
-    secret.metadata = owned_meta(lake, key_secret_name(lake), "trino-key");
-    secret
+    secret(lake, key_secret_name(lake), KEY_COMPONENT, data)
 }
 
 /// An empty set owning every `trino-auth` object of the lake: applied, it prunes them all (a
@@ -366,6 +363,7 @@ pub fn desired_set(
     set.add(&secret(
         lake,
         password_secret_name(lake),
+        COMPONENT,
         BTreeMap::from([(PASSWORD_FILE.into(), password_file(logins, keys))]),
     ))?;
     for l in logins {
@@ -374,7 +372,7 @@ pub fn desired_set(
             (PASSWORD_KEY.to_string(), l.password.clone()),
             (URI_KEY.to_string(), https_uri(lake)),
         ]);
-        let mut login = secret(lake, l.secret_name.clone(), data);
+        let mut login = secret(lake, l.secret_name.clone(), COMPONENT, data);
         login.metadata.annotations = Some(BTreeMap::from([(
             "lakeform.dev/trino-user".to_string(),
             l.user.clone(),
@@ -389,10 +387,15 @@ pub fn desired_set(
     Ok(set)
 }
 
-/// An owned Opaque Secret of the component.
-fn secret(lake: &DataLake, name: String, data: BTreeMap<String, String>) -> Secret {
+/// An owned Opaque Secret of `component`.
+fn secret(
+    lake: &DataLake,
+    name: String,
+    component: &str,
+    data: BTreeMap<String, String>,
+) -> Secret {
     Secret {
-        metadata: owned_meta(lake, bounded(&name, "", 253), COMPONENT),
+        metadata: owned_meta(lake, bounded(&name, "", 253), component),
         string_data: Some(data),
         type_: Some("Opaque".into()),
         ..Default::default()

@@ -23,19 +23,17 @@ const SNIFF_RECORDS: usize = 200;
 /// `null`, `\N` (MySQL and PostgreSQL dumps), `-`, `NaN` and `nan`. Type inference skips them,
 /// so a numeric column with `NA` stays numeric; ingestion turns them into nulls in such
 /// columns only (a text column keeps the string `NA`).
-pub const NULL_TOKENS: &str = r"^(?:|NA|N/A|NULL|null|\\N|-|NaN|nan)$";
+pub const NULL_TOKENS: [&str; 9] = ["", "NA", "N/A", "NULL", "null", "\\N", "-", "NaN", "nan"];
 
-/// [`NULL_TOKENS`] compiled.
-pub fn null_tokens() -> Option<Regex> {
-    Regex::new(NULL_TOKENS).ok()
-}
+/// [`NULL_TOKENS`] as one anchored regex (what arrow-csv's inference takes), compiled once.
+static NULL_TOKEN_REGEX: LazyLock<Option<Regex>> = LazyLock::new(|| {
+    let alternatives: Vec<String> = NULL_TOKENS.iter().map(|t| regex::escape(t)).collect();
+    Regex::new(&format!("^(?:{})$", alternatives.join("|"))).ok()
+});
 
 /// Whether `v` is one of the [`NULL_TOKENS`].
 pub fn is_null_token(v: &str) -> bool {
-    matches!(
-        v,
-        "" | "NA" | "N/A" | "NULL" | "null" | "\\N" | "-" | "NaN" | "nan"
-    )
+    NULL_TOKENS.contains(&v)
 }
 
 /// What the crawler's classifiers say about CSV.
@@ -258,8 +256,8 @@ pub fn infer(
         .with_delimiter(delimiter)
         .with_quote(opts.quote)
         .with_truncated_rows(true);
-    if let Some(nulls) = null_tokens() {
-        format = format.with_null_regex(nulls);
+    if let Some(nulls) = NULL_TOKEN_REGEX.as_ref() {
+        format = format.with_null_regex(nulls.clone());
     }
     let (inferred, rows) = format
         .infer_schema(Cursor::new(usable), Some(opts.sample_rows))
